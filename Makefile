@@ -1,0 +1,86 @@
+# sessync — see README.md. `make` builds ./sessyncd, `make check` installs what
+# is missing, builds with warnings as errors and runs every test.
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
+             -Wstrict-prototypes -Wvla -Wpointer-arith
+CPPFLAGS  += -I. -D_GNU_SOURCE
+LDLIBS    := -lrsync -lssh2 -linih -lxxhash
+BUILD     ?= build
+
+VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+PROTO_SRC  := $(wildcard proto/*.c)
+LIB_SRC    := $(wildcard lib/*.c)
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+CORE_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(PROTO_SRC) $(LIB_SRC) $(DAEMON_SRC))
+MAIN_OBJ   := $(BUILD)/daemon/main.o
+UNIT_SRC   := $(wildcard tests/test_*.c)
+UNIT_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+BENCH_SRC  := $(wildcard bench/*.c)
+BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all unit check demo bench install uninstall clean deps fuzz
+all: sessyncd
+
+$(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DSESSYNC_VERSION='"$(VERSION)"' $(CFLAGS) $(WARNINGS) -c -o $@ $<
+
+$(BUILD)/sessyncd: $(MAIN_OBJ) $(CORE_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+sessyncd: $(BUILD)/sessyncd
+	cp $< $@
+
+$(BUILD)/tests/%: tests/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARNINGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LDLIBS) -lcriterion
+
+$(BUILD)/bench/%: bench/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARNINGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LDLIBS)
+
+unit: $(UNIT_BIN)
+
+# The test driver installs nothing itself: deps does, then everything is
+# built (plain and ASan+UBSan) with -Werror, then tests/run prints the tally.
+check: deps
+	$(MAKE) all unit
+	$(MAKE) BUILD=build/asan CC=gcc \
+	    CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" unit
+	tests/run
+
+deps:
+	@tests/deps
+
+demo: deps all
+	tests/demo
+
+bench: all $(BENCH_BIN)
+	bench/run
+
+fuzz: $(CORE_OBJ)
+	tests/fuzz/run
+
+install: $(BUILD)/sessyncd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/sessyncd $(DESTDIR)$(SBINDIR)/sessyncd
+	if [ -d man ]; then \
+	  for m in man/*.5; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man5/; done; \
+	  for m in man/*.8; do [ -f "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; \
+	fi; true
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sessyncd
+
+clean:
+	rm -rf build sessyncd

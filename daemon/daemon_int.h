@@ -1,0 +1,41 @@
+/* Internal to daemon.c and fullsync.c: the objects one run of the program
+ * owns, all on one loop. */
+#ifndef SESSYNC_DAEMON_DAEMON_INT_H
+#define SESSYNC_DAEMON_DAEMON_INT_H
+
+#include <stdbool.h>
+
+struct conf;
+struct loop;
+struct loop_fd;
+struct loop_timer;
+struct node;
+struct server;
+struct tomb_store;
+struct watch;
+
+struct dmn {
+        const struct conf *conf;
+        int dirfd;
+        struct loop *loop;
+        struct node *node;
+        struct tomb_store *tombs;
+        struct watch *watch;            /* daemon only */
+        struct server *server;          /* daemon only */
+        int sigfd;
+        struct loop_fd *sigreg;
+        struct loop_timer *housekeeping;
+        const bool *only;               /* --full-sync: the peers to push to, NULL = all */
+        void (*on_turn)(struct dmn *d); /* --full-sync: progress and completion */
+        void *ctx;
+};
+
+/* Open the session dir, state, node and peers (not started). With
+ * readonly_state the tombstones are read but not locked or written: what
+ * --full-sync needs beside a running daemon. Logs its own errors. */
+int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state);
+void dmn_close(struct dmn *d);
+int dmn_signals(struct dmn *d);
+void dmn_before_sleep(struct loop *l, void *ctx);
+
+#endif

@@ -1,0 +1,192 @@
+/* --full-sync and --status: the CLI commands that talk to peers or to the
+ * running daemon. --full-sync does not need the daemon: it scans the session
+ * directory itself, reads the tombstones without locking them, and pushes
+ * over its own SSH connections with the same peer code the daemon uses. The
+ * receiving daemons apply with the usual version checks, so running it
+ * beside a live daemon is safe. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "daemon/daemon_int.h"
+#include "daemon/log.h"
+#include "daemon/loop.h"
+#include "daemon/node.h"
+#include "daemon/peer.h"
+#include "daemon/serve.h"
+#include "daemon/wire.h"
+#include "lib/conf.h"
+#include "proto/msg.h"
+
+#define FULLSYNC_TIMEOUT_MS 120000
+
+struct fs_run {
+        bool *only;
+        uint64_t deadline_ms;
+        uint64_t last_progress_ms;
+        bool tty;
+        int result;
+};
+
+static void fs_progress(struct dmn *d, struct fs_run *fs) {
+        uint64_t now = loop_clock_ms();
+        char line[512] = "";
+        size_t off = 0;
+
+        if (!fs->tty || now - fs->last_progress_ms < 200)
+                return;
+        fs->last_progress_ms = now;
+        for (size_t i = 0; i < d->node->n_peers && off < sizeof(line) - 80; i++) {
+                if (!fs->only[i])
+                        continue;
+                off += (size_t)snprintf(line + off, sizeof(line) - off, "%s: %llu sent, %zu to go  ",
+                                        d->conf->peers[i].name, (unsigned long long)d->node->stats[i].sent,
+                                        node_pending(d->node, i) + peer_in_flight(d->node->peers[i]));
+        }
+        fprintf(stderr, "\r%s", line);
+}
+
+static void fs_turn(struct dmn *d) {
+        struct fs_run *fs = d->ctx;
+        bool done = true;
+
+        for (size_t i = 0; i < d->node->n_peers; i++) {
+                struct peer *p = d->node->peers[i];
+
+                if (fs->only[i] && !peer_failed(p) && !peer_idle(p))
+                        done = false;
+        }
+        fs_progress(d, fs);
+        if (done || loop_clock_ms() > fs->deadline_ms)
+                loop_stop(d->loop, 0);
+}
+
+static int64_t fs_tick(struct loop *l, void *ctx) {
+        struct dmn *d = ctx;
+
+        (void)l;
+        fs_turn(d);   /* wakes the loop so the deadline is seen while idle */
+        return 100;
+}
+
+int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
+        struct fs_run fs = { .tty = isatty(STDERR_FILENO) };
+        struct loop_timer *tick = NULL;
+        struct dmn d;
+        int r, code = 1;
+
+        fs.only = calloc(c->n_peers ? c->n_peers : 1, sizeof(bool));
+        if (!fs.only)
+                return 1;
+        for (size_t i = 0; i < n; i++) {
+                const struct conf_peer *cp = conf_peer_find(c, names[i]);
+
+                if (!cp) {
+                        fprintf(stderr, "sessyncd: \"%s\" is not a peer in %s\n", names[i], c->path);
+                        free(fs.only);
+                        return 2;
+                }
+                fs.only[cp - c->peers] = true;
+        }
+        for (size_t i = 0; i < c->n_peers && n == 0; i++)
+                fs.only[i] = true;
+
+        if ((r = dmn_open(&d, c, true)) < 0)
+                goto out;
+        if ((r = node_scan(d.node)) < 0) {
+                log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
+                goto out;
+        }
+        d.only = fs.only;
+        d.on_turn = fs_turn;
+        d.ctx = &fs;
+        tick = loop_timer_new(d.loop, fs_tick, &d);
+        if (!tick)
+                goto out;
+        loop_timer_arm(d.loop, tick, 100);
+        fs.deadline_ms = loop_clock_ms() + FULLSYNC_TIMEOUT_MS;
+        for (size_t i = 0; i < c->n_peers; i++)
+                if (fs.only[i])
+                        peer_start(d.node->peers[i], true);
+        loop_set_before_sleep(d.loop, dmn_before_sleep, &d);
+        (void)loop_run(d.loop);
+        if (fs.tty)
+                fprintf(stderr, "\r\033[K");
+
+        code = 0;
+        for (size_t i = 0; i < c->n_peers; i++) {
+                struct peer *p = d.node->peers[i];
+                const struct node_stats *st = &d.node->stats[i];
+
+                if (!fs.only[i])
+                        continue;
+                if (peer_idle(p) && !peer_failed(p)) {
+                        printf("%s: ok, %llu sent, %llu failed\n", c->peers[i].name, (unsigned long long)st->sent,
+                               (unsigned long long)(st->sent - st->applied - st->conflicts));
+                } else {
+                        printf("%s: FAILED, %llu sent, %llu confirmed: %s\n", c->peers[i].name,
+                               (unsigned long long)st->sent, (unsigned long long)(st->applied + st->conflicts),
+                               peer_last_error(p)[0] ? peer_last_error(p) : "timed out waiting for acknowledgements");
+                        code = 1;
+                }
+        }
+        fflush(stdout);
+out:
+        if (tick)
+                loop_del_timer(d.loop, tick);
+        dmn_close(&d);
+        free(fs.only);
+        return code;
+}
+
+int daemon_status(const struct conf *c, int json) {
+        struct proto_msg m = { .type = PROTO_STATUS_REQ, .kind = json ? PROTO_STATUS_JSON : PROTO_STATUS_TEXT };
+        struct proto_wr wr;
+        int fd = -1, r, code = 1;
+
+        proto_wr_init(&wr);
+        if ((r = serve_connect(c->socket, &fd)) < 0) {
+                fprintf(stderr, "sessyncd: not running (cannot connect to %s: %s)\n", c->socket, strerror(-r));
+                goto out;
+        }
+        if ((r = proto_msg_encode(&wr, &m)) < 0 || (r = serve_write_all(fd, wr.buf, wr.len)) < 0)
+                goto fail;
+        proto_wr_reset(&wr);
+        for (;;) {
+                char buf[16384];
+                size_t flen;
+                ssize_t n = read(fd, buf, sizeof(buf));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : -ECONNRESET;
+                        goto fail;
+                }
+                proto_put_bytes(&wr, buf, (size_t)n);
+                r = proto_frame_len(wr.buf, wr.len, &flen);
+                if (r == -EAGAIN)
+                        continue;
+                if (r == 0)
+                        r = proto_msg_decode(wr.buf, flen, &m);
+                if (r < 0)
+                        goto fail;
+                if (m.type != PROTO_STATUS) {
+                        r = -EPROTO;
+                        goto fail;
+                }
+                fwrite(m.data, 1, m.data_len, stdout);
+                code = 0;
+                goto out;
+        }
+fail:
+        fprintf(stderr, "sessyncd: status from %s: %s\n", c->socket, wire_strerror(r));
+out:
+        if (fd >= 0)
+                close(fd);
+        proto_wr_free(&wr);
+        return code;
+}

@@ -1,0 +1,528 @@
+#include "daemon/peer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/loop.h"
+#include "daemon/node.h"
+#include "daemon/peer_ssh.h"
+#include "daemon/send.h"
+#include "daemon/wire.h"
+#include "proto/msg.h"
+
+#define PEER_WINDOW 256                 /* unacknowledged frames */
+#define PEER_OUT_MAX (4u << 20)         /* stop filling the output beyond this */
+#define PEER_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
+#define PEER_PING_MS 5000
+#define PEER_DEAD_MS 20000              /* silence after which the link is dead */
+#define PEER_CONNECT_MS 15000
+#define PEER_BACKOFF_MIN_MS 500
+#define PEER_BACKOFF_MAX_MS 30000
+#define PEER_BUSY_RETRY_MS 30
+#define PEER_RETRY_MS 1000
+
+struct peer {
+        struct node *node;
+        size_t idx;
+        const struct conf *conf;
+        const struct conf_peer *cp;
+        struct loop *loop;
+        enum peer_state state;
+        bool once, failed;
+        struct peer_ssh *ssh;
+        struct loop_fd *reg;
+        struct loop_timer *timer;
+        uint64_t backoff_ms;
+        uint64_t started_ms;
+        uint64_t last_rx_ms, last_ping_ms;
+        struct proto_wr in, out;
+        uint32_t seq;
+        uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */
+        uint32_t fl_head, in_flight;
+        uint64_t dirty_since_ms;
+        uint64_t hello_ns;
+        unsigned seed;
+        char last_error[512];
+};
+
+static void drive(struct peer *p);
+
+static const char *pname(const struct peer *p) {
+        return p->cp->name;
+}
+
+static void down(struct peer *p, const char *why) {
+        bool was_up = p->state == PEER_READY;
+
+        if (strcmp(p->last_error, why) != 0 || was_up)
+                log_warn("peer \"%s\": %s%s", pname(p), why, p->once ? "" : "; will retry");
+        else
+                log_debug("peer \"%s\": %s", pname(p), why);
+        snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+        p->node->stats[p->idx].errors++;
+        loop_del_fd(p->loop, p->reg);
+        p->reg = NULL;
+        peer_ssh_free(p->ssh);
+        p->ssh = NULL;
+        proto_wr_reset(&p->in);
+        proto_wr_reset(&p->out);
+        p->in_flight = 0;
+        p->fl_head = 0;
+        p->state = PEER_DOWN;
+        if (p->once) {
+                p->failed = true;
+                loop_timer_disarm(p->timer);
+                return;
+        }
+        /* Backoff with jitter, so a cluster that lost a node does not
+         * reconnect in lockstep. */
+        loop_timer_arm(p->loop, p->timer, p->backoff_ms / 2 + (uint64_t)rand_r(&p->seed) % (p->backoff_ms / 2 + 1));
+        p->backoff_ms = p->backoff_ms * 2 > PEER_BACKOFF_MAX_MS ? PEER_BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+static void on_io(struct loop *l, uint32_t events, void *ctx) {
+        (void)l;
+        (void)events;
+        drive(ctx);
+}
+
+static int rearm(struct peer *p) {
+        int fd = peer_ssh_fd(p->ssh);
+        uint32_t ev = peer_ssh_events(p->ssh);
+        int r;
+
+        if (fd < 0)
+                return 0;   /* resolving: the timer polls */
+        if (!p->reg)
+                return loop_add_fd(p->loop, fd, ev, on_io, p, &p->reg);
+        if ((r = loop_mod_fd(p->loop, p->reg, ev)) < 0)
+                return r;
+        return 0;
+}
+
+static void queue(struct peer *p, const struct proto_msg *m) {
+        if (proto_msg_encode(&p->out, m) < 0)
+                log_error("peer \"%s\": cannot encode %s", pname(p), proto_type_name(m->type));
+}
+
+static int write_out(struct peer *p) {
+        while (p->out.len > 0) {
+                ssize_t n = peer_ssh_write(p->ssh, p->out.buf, p->out.len);
+
+                if (n == -EAGAIN)
+                        return 0;
+                if (n < 0)
+                        return (int)n;
+                proto_wr_consume(&p->out, (size_t)n);
+        }
+        return 0;
+}
+
+static void start_catchup(struct peer *p) {
+        for (struct ent *e = p->node->table; e; e = e->hh.next)
+                e->peer[p->idx].missing = true;
+}
+
+static void inv_entry(struct peer *p, const struct proto_inv_ent *ie) {
+        struct ent *e = node_get(p->node, ie->name);
+        struct ent_peer *ep;
+
+        if (!e)
+                return;   /* theirs alone: the peer pushes it to us itself */
+        ep = &e->peer[p->idx];
+        ep->missing = false;
+        ep->has = ie->ver;
+        ep->has_kind = ie->kind;
+        ep->full = false;
+        if (node_state_beats(e->kind, &e->ver, ie->kind, &ie->ver))
+                node_mark_dirty(p->node, e, p->idx);
+}
+
+static size_t finish_catchup(struct peer *p) {
+        for (struct ent *e = p->node->table; e; e = e->hh.next) {
+                struct ent_peer *ep = &e->peer[p->idx];
+
+                if (!ep->missing)
+                        continue;
+                ep->missing = false;
+                ep->has_kind = ENT_NONE;
+                ep->has = (struct proto_ver){ 0, 0 };
+                if (e->kind != ENT_NONE)
+                        node_mark_dirty(p->node, e, p->idx);
+        }
+        return node_pending(p->node, p->idx);
+}
+
+static int on_hello(struct peer *p, const struct proto_msg *m) {
+        char why[300];
+        int64_t skew_ms;
+        uint64_t now = loop_realtime_ns();
+
+        if (strcmp(m->node, pname(p)) != 0) {
+                snprintf(why, sizeof(why), "reached node \"%s\", not \"%s\": check host and port", m->node, pname(p));
+                down(p, why);
+                return -EPROTO;
+        }
+        if (strcmp(m->to, p->conf->name) != 0) {
+                snprintf(why, sizeof(why), "answered as if we were \"%s\"", m->to);
+                down(p, why);
+                return -EPROTO;
+        }
+        /* Their clock against the midpoint of our HELLO's round trip. */
+        skew_ms = ((int64_t)m->clock_ns - (int64_t)(p->hello_ns / 2 + now / 2)) / 1000000;
+        if ((uint64_t)(skew_ms < 0 ? -skew_ms : skew_ms) > p->conf->clock_skew_warn_ms)
+                log_warn("peer \"%s\": clock differs from ours by %lld ms (over clock_skew_warn): versions are "
+                         "mtimes, so keep clocks in sync (NTP)", pname(p), (long long)skew_ms);
+        p->state = PEER_INV;
+        start_catchup(p);
+        return 0;
+}
+
+static void on_ack(struct peer *p, const struct proto_msg *m) {
+        struct node_stats *st = &p->node->stats[p->idx];
+        struct ent *e = node_get(p->node, m->name);
+        struct ent_peer *ep;
+
+        if (p->in_flight > 0) {
+                p->in_flight--;
+                p->fl_head = (p->fl_head + 1) % PEER_WINDOW;
+        }
+        if (!e)
+                return;
+        ep = &e->peer[p->idx];
+        switch (m->status) {
+        case PROTO_ST_OK:
+                st->applied++;
+                ep->has = m->ver;
+                ep->has_kind = m->kind;
+                break;
+        case PROTO_ST_STALE:
+                st->conflicts++;
+                ep->has = m->ver;
+                ep->has_kind = m->kind;
+                log_info("peer \"%s\": \"%s\": it holds a newer %s; ours not applied", pname(p), m->name,
+                         m->kind == PROTO_KIND_FILE ? "version" : "delete");
+                break;
+        case PROTO_ST_NEED_FULL:
+                ep->has_kind = ENT_NONE;
+                ep->full = true;
+                node_mark_dirty(p->node, e, p->idx);
+                break;
+        case PROTO_ST_BUSY:
+                ep->has_kind = ENT_NONE;
+                node_delay(p->node, e, p->idx, PEER_BUSY_RETRY_MS);
+                break;
+        case PROTO_ST_RETRY:
+                st->errors++;
+                ep->has_kind = ENT_NONE;
+                snprintf(p->last_error, sizeof(p->last_error), "\"%s\" could not be applied there (disk full?)",
+                         m->name);
+                node_delay(p->node, e, p->idx, PEER_RETRY_MS);
+                break;
+        default:
+                st->errors++;
+                snprintf(p->last_error, sizeof(p->last_error), "\"%s\" refused there", m->name);
+                log_warn("peer \"%s\": \"%s\" refused (%s)", pname(p), m->name, proto_status_name(m->status));
+                break;
+        }
+}
+
+static int on_msg(void *ctx, const struct proto_msg *m) {
+        struct peer *p = ctx;
+        char why[300];
+
+        p->last_rx_ms = loop_clock_ms();
+        if (m->type == PROTO_ERROR) {
+                snprintf(why, sizeof(why), "refused by the peer: %.*s", (int)(m->data_len > 200 ? 200 : m->data_len),
+                         (const char *)m->data);
+                down(p, why);
+                return -ECONNABORTED;
+        }
+        switch (p->state) {
+        case PEER_HELLO:
+                if (m->type == PROTO_HELLO)
+                        return on_hello(p, m);
+                break;
+        case PEER_INV:
+                if (m->type == PROTO_INV) {
+                        struct proto_rd rd;
+                        struct proto_inv_ent ie;
+                        uint32_t left = m->count;
+
+                        proto_rd_init(&rd, m->data, m->data_len);
+                        while (proto_inv_next(&rd, &left, &ie) > 0)
+                                inv_entry(p, &ie);
+                        return 0;
+                }
+                if (m->type == PROTO_INV_END) {
+                        size_t n = finish_catchup(p);
+
+                        p->state = PEER_READY;
+                        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+                        p->last_error[0] = 0;
+                        log_info("peer \"%s\": connected, %zu to send", pname(p), n);
+                        return 0;
+                }
+                break;
+        case PEER_READY:
+                if (m->type == PROTO_ACK) {
+                        on_ack(p, m);
+                        return 0;
+                }
+                if (m->type == PROTO_PONG)
+                        return 0;
+                break;
+        default:
+                break;
+        }
+        snprintf(why, sizeof(why), "unexpected %s frame", proto_type_name(m->type));
+        down(p, why);
+        return -EPROTO;
+}
+
+static void stderr_line(void *ctx, const char *line) {
+        struct peer *p = ctx;
+
+        log_warn("peer \"%s\": remote: %s", pname(p), line);
+        snprintf(p->last_error, sizeof(p->last_error), "remote: %s", line);
+}
+
+static void send_hello(struct peer *p) {
+        struct proto_msg m = { .type = PROTO_HELLO, .version = PROTO_VERSION };
+
+        p->hello_ns = loop_realtime_ns();
+        m.clock_ns = p->hello_ns;
+        snprintf(m.node, sizeof(m.node), "%s", p->conf->name);
+        snprintf(m.to, sizeof(m.to), "%s", pname(p));
+        queue(p, &m);
+        p->state = PEER_HELLO;
+        p->last_rx_ms = loop_clock_ms();
+}
+
+static int read_in(struct peer *p) {
+        const char *why = NULL;
+        char buf[64 * 1024];
+        int r;
+
+        for (;;) {
+                ssize_t n = peer_ssh_read(p->ssh, buf, sizeof(buf));
+
+                if (n == -EAGAIN)
+                        return 0;
+                if (n < 0) {
+                        down(p, peer_ssh_error(p->ssh));
+                        return -ECONNRESET;
+                }
+                if (n == 0) {
+                        peer_ssh_stderr(p->ssh, stderr_line, p);
+                        down(p, p->last_error[0] ? p->last_error : "the peer closed the connection");
+                        return -ECONNRESET;
+                }
+                proto_put_bytes(&p->in, buf, (size_t)n);
+                if (proto_wr_error(&p->in) || p->in.len > PEER_IN_MAX) {
+                        down(p, "out of memory buffering input");
+                        return -ENOMEM;
+                }
+                r = wire_dispatch(&p->in, on_msg, p, &why);
+                if (r < 0) {
+                        if (why) {
+                                char msg[300];
+
+                                snprintf(msg, sizeof(msg), "protocol error: %s (is the forced command "
+                                         "sessyncd --serve, with nothing printed by the shell?)", why);
+                                down(p, msg);
+                        }
+                        return r;
+                }
+        }
+}
+
+static void drive(struct peer *p) {
+        int r;
+
+        if (p->state == PEER_DOWN)
+                return;
+        if (p->state == PEER_CONNECTING) {
+                r = peer_ssh_step(p->ssh);
+                if (r < 0 && r != -EAGAIN) {
+                        down(p, peer_ssh_error(p->ssh));
+                        return;
+                }
+                if (r == 0)
+                        send_hello(p);
+        }
+        if (p->state >= PEER_HELLO) {
+                if (read_in(p) < 0)
+                        return;
+                peer_ssh_stderr(p->ssh, stderr_line, p);
+                if ((r = write_out(p)) < 0) {
+                        down(p, peer_ssh_error(p->ssh));
+                        return;
+                }
+        }
+        if ((r = rearm(p)) < 0) {
+                char why[128];
+
+                snprintf(why, sizeof(why), "epoll: %s", strerror(-r));
+                down(p, why);
+        }
+}
+
+static void connect_now(struct peer *p) {
+        int r;
+
+        if ((r = peer_ssh_new(p->conf, p->cp, &p->ssh)) < 0) {
+                down(p, "out of memory");
+                return;
+        }
+        p->state = PEER_CONNECTING;
+        p->started_ms = loop_clock_ms();
+        loop_timer_arm(p->loop, p->timer, 50);
+        drive(p);
+}
+
+static void ping(struct peer *p) {
+        struct proto_msg m = { .type = PROTO_PING, .seq = p->seq++ };
+
+        m.clock_ns = loop_realtime_ns();
+        queue(p, &m);
+        p->last_ping_ms = loop_clock_ms();
+}
+
+static int64_t on_timer(struct loop *l, void *ctx) {
+        struct peer *p = ctx;
+        uint64_t now = loop_clock_ms();
+
+        (void)l;
+        switch (p->state) {
+        case PEER_DOWN:
+                connect_now(p);
+                return LOOP_TIMER_STOP;
+        case PEER_CONNECTING:
+        case PEER_HELLO:
+        case PEER_INV:
+                if (now - p->started_ms > PEER_CONNECT_MS) {
+                        down(p, p->state == PEER_CONNECTING ? "timed out connecting" : "timed out in the handshake");
+                        return LOOP_TIMER_STOP;
+                }
+                drive(p);   /* resolving polls here */
+                return 50;
+        case PEER_READY:
+                if (now - p->last_rx_ms > PEER_DEAD_MS) {
+                        down(p, "no answer for 20 s");
+                        return LOOP_TIMER_STOP;
+                }
+                if (now - p->last_ping_ms >= PEER_PING_MS) {
+                        ping(p);
+                        drive(p);
+                }
+                return 1000;
+        }
+        return LOOP_TIMER_STOP;
+}
+
+int peer_new(struct node *n, size_t idx, struct peer **ret) {
+        struct peer *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return -ENOMEM;
+        p->node = n;
+        p->idx = idx;
+        p->conf = n->conf;
+        p->cp = &n->conf->peers[idx];
+        p->loop = n->loop;
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->seed = (unsigned)getpid() ^ (unsigned)idx * 2654435761u;
+        proto_wr_init(&p->in);
+        proto_wr_init(&p->out);
+        p->timer = loop_timer_new(n->loop, on_timer, p);
+        if (!p->timer) {
+                free(p);
+                return -ENOMEM;
+        }
+        *ret = p;
+        return 0;
+}
+
+void peer_free(struct peer *p) {
+        if (!p)
+                return;
+        loop_del_fd(p->loop, p->reg);
+        loop_del_timer(p->loop, p->timer);
+        peer_ssh_free(p->ssh);
+        proto_wr_free(&p->in);
+        proto_wr_free(&p->out);
+        free(p);
+}
+
+void peer_start(struct peer *p, bool once) {
+        p->once = once;
+        p->failed = false;
+        if (p->state == PEER_DOWN)
+                connect_now(p);
+}
+
+void peer_flush(struct peer *p) {
+        uint64_t now = loop_clock_ms();
+        struct ent *e;
+
+        if (node_pending(p->node, p->idx) == 0)
+                p->dirty_since_ms = 0;
+        else if (!p->dirty_since_ms)
+                p->dirty_since_ms = now;
+        if (p->state != PEER_READY)
+                return;
+        while (p->in_flight < PEER_WINDOW && p->out.len < PEER_OUT_MAX && (e = node_next_dirty(p->node, p->idx))) {
+                int r = send_entry(p->node, p->idx, e, &p->out, p->seq);
+
+                if (r < 0) {
+                        log_error("peer \"%s\": \"%s\": %s", pname(p), e->name, strerror(-r));
+                        break;
+                }
+                if (r == 0)
+                        continue;
+                p->node->stats[p->idx].sent++;
+                p->sent_ms[(p->fl_head + p->in_flight) % PEER_WINDOW] = now;
+                p->in_flight++;
+                p->seq++;
+        }
+        if (node_pending(p->node, p->idx) == 0)
+                p->dirty_since_ms = 0;
+        if (p->out.len > 0)
+                drive(p);
+}
+
+enum peer_state peer_state(const struct peer *p) {
+        return p->state;
+}
+
+bool peer_failed(const struct peer *p) {
+        return p->failed;
+}
+
+bool peer_idle(const struct peer *p) {
+        return p->state == PEER_READY && p->in_flight == 0 && node_pending(p->node, p->idx) == 0 &&
+               p->out.len == 0;
+}
+
+uint64_t peer_lag_ms(const struct peer *p) {
+        uint64_t now = loop_clock_ms(), lag = 0;
+
+        if (p->dirty_since_ms && node_pending(p->node, p->idx) > 0)
+                lag = now - p->dirty_since_ms;
+        if (p->in_flight > 0 && now - p->sent_ms[p->fl_head] > lag)
+                lag = now - p->sent_ms[p->fl_head];
+        return lag;
+}
+
+uint32_t peer_in_flight(const struct peer *p) {
+        return p->in_flight;
+}
+
+const char *peer_last_error(const struct peer *p) {
+        return p->last_error;
+}

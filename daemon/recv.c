@@ -1,0 +1,234 @@
+#include "daemon/recv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/log.h"
+#include "daemon/node.h"
+#include "lib/delta.h"
+#include "lib/sess.h"
+#include "proto/msg.h"
+
+static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const struct proto_ver *v) {
+        ack->status = status;
+        ack->kind = kind == ENT_NONE ? PROTO_KIND_FILE : kind;
+        ack->ver = v ? *v : (struct proto_ver){ 0, 0 };
+}
+
+static void stale(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, uint8_t kind,
+                  const struct proto_ver *have) {
+        n->stats[idx].conflicts++;
+        log_info("peer \"%s\": \"%s\": refused %s, this node holds a newer %s", n->conf->peers[idx].name, m->name,
+                 proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete");
+        ack_state(ack, PROTO_ST_STALE, kind, have);
+}
+
+static void write_failed(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, int r) {
+        n->stats[idx].errors++;
+        log_warn("peer \"%s\": \"%s\": cannot apply %s: %s; the old file is kept, retrying later",
+                 n->conf->peers[idx].name, m->name, proto_type_name(m->type), strerror(-r));
+        ack_state(ack, PROTO_ST_RETRY, ENT_NONE, NULL);
+}
+
+/* Decode the new content: the FILE's bytes, or the DELTA applied to the
+ * file on disk. Returns a status; on OK *out is the content (owned by
+ * *owned when it had to be allocated). */
+static uint8_t new_content(struct node *n, const struct proto_msg *m, const struct sess_file *f,
+                           const uint8_t **out, size_t *out_len, uint8_t **owned) {
+        size_t max = n->conf->max_file_size;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+
+        if (m->type == PROTO_FILE) {
+                if (sess_hash(m->data, m->data_len) != m->ver.hash)
+                        return PROTO_ST_REJECT;
+                *out = m->data;
+                *out_len = m->data_len;
+                return PROTO_ST_OK;
+        }
+        if (f->ver.hash != m->basis_hash)
+                return PROTO_ST_NEED_FULL;
+        if (delta_patch(f->data, f->len, m->data, m->data_len, m->size < max ? m->size : max, &buf, &len) < 0)
+                return PROTO_ST_NEED_FULL;
+        if (len != m->size || sess_hash(buf, len) != m->ver.hash) {
+                free(buf);
+                return PROTO_ST_NEED_FULL;
+        }
+        *owned = buf;
+        *out = buf;
+        *out_len = len;
+        return PROTO_ST_OK;
+}
+
+static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, struct ent *e,
+                        struct proto_msg *ack) {
+        const char *peer = n->conf->peers[idx].name;
+        struct sess_file f = SESS_FILE_INIT;
+        const uint8_t *content = NULL;
+        uint8_t *owned = NULL;
+        size_t len = 0;
+        uint8_t st;
+        int r;
+
+        if (m->size > n->conf->max_file_size) {
+                log_warn("peer \"%s\": \"%s\": %llu bytes, over max_file_size; refused", peer, m->name,
+                         (unsigned long long)m->size);
+                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                return;
+        }
+        /* A logout must never come back: check the tombstone before a file
+         * is even created. */
+        if ((e->kind == PROTO_KIND_DESTROY || e->kind == PROTO_KIND_EXPIRE) &&
+            node_tomb_beats(e->kind, &e->ver, &m->ver)) {
+                stale(n, idx, m, ack, e->kind, &e->ver);
+                return;
+        }
+        r = sess_open(n->dirfd, m->name, SESS_EXCL | (m->type == PROTO_FILE ? SESS_CREATE : 0),
+                      n->conf->max_file_size, &f);
+        if (r == -EWOULDBLOCK) {
+                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                return;
+        }
+        if (r == -ENOENT) {   /* DELTA or TOUCH with no basis here */
+                ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
+                return;
+        }
+        if (r == -EFBIG) {
+                log_warn("peer \"%s\": \"%s\": the file here is over max_file_size; not replaced", peer, m->name);
+                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                return;
+        }
+        if (r < 0) {
+                write_failed(n, idx, m, ack, r);
+                return;
+        }
+        if (!f.created) {
+                int c = proto_ver_cmp(&m->ver, &f.ver);
+
+                if (c <= 0) {
+                        if (e->kind != PROTO_KIND_FILE || proto_ver_cmp(&e->ver, &f.ver) != 0)
+                                node_record_file(n, e, &f.ver, f.len, e->from_peer);
+                        if (c == 0)
+                                ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &f.ver);
+                        else
+                                stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
+                        goto out;
+                }
+        }
+        if (m->type == PROTO_TOUCH) {
+                if (f.created || f.ver.hash != m->ver.hash) {
+                        ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
+                        goto out;
+                }
+                r = sess_set_mtime(&f, m->ver.mtime_ns);
+                len = f.len;
+        } else {
+                st = new_content(n, m, &f, &content, &len, &owned);
+                if (st != PROTO_ST_OK) {
+                        if (st == PROTO_ST_REJECT)
+                                log_error("peer \"%s\": \"%s\": content does not match its hash; refused", peer,
+                                          m->name);
+                        else
+                                log_debug("peer \"%s\": \"%s\": delta basis differs, asking for the whole file",
+                                          peer, m->name);
+                        ack_state(ack, st, ENT_NONE, NULL);
+                        goto out;
+                }
+                r = sess_replace(&f, content, len, m->ver.mtime_ns);
+        }
+        if (r < 0) {
+                write_failed(n, idx, m, ack, r);
+                goto out;
+        }
+        node_record_file(n, e, &m->ver, len, true);
+        ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &m->ver);
+        log_debug("peer \"%s\": \"%s\": applied %s (%zu bytes)", peer, m->name, proto_type_name(m->type), len);
+out:
+        free(owned);
+        sess_release(n->dirfd, m->name, &f);
+}
+
+/* Of two tombstones keep the one that beats more versions. */
+static bool tomb_stronger(uint8_t ka, const struct proto_ver *a, uint8_t kb, const struct proto_ver *b) {
+        if (kb != PROTO_KIND_DESTROY && kb != PROTO_KIND_EXPIRE)
+                return true;
+        if (a->mtime_ns != b->mtime_ns)
+                return a->mtime_ns > b->mtime_ns;
+        if (ka != kb)
+                return ka == PROTO_KIND_DESTROY;
+        return a->hash > b->hash;
+}
+
+static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct ent *e,
+                         struct proto_msg *ack) {
+        struct sess_file f = SESS_FILE_INIT;
+        int r;
+
+        r = sess_open(n->dirfd, m->name, SESS_EXCL, SIZE_MAX, &f);
+        if (r == -EWOULDBLOCK) {
+                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                return;
+        }
+        if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
+                /* Nothing here to delete; keep the tombstone so a stale copy
+                 * from a third node cannot bring the session back. */
+                if (tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
+                    (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                        write_failed(n, idx, m, ack, r);
+                        return;
+                }
+                ack_state(ack, PROTO_ST_OK, e->kind, &e->ver);
+                return;
+        }
+        if (r < 0) {
+                write_failed(n, idx, m, ack, r);
+                return;
+        }
+        if (!node_tomb_beats(m->kind, &m->ver, &f.ver)) {
+                stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
+                goto out;
+        }
+        /* Persist first: if the tombstone cannot be written, the file stays. */
+        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                write_failed(n, idx, m, ack, r);
+                goto out;
+        }
+        r = sess_unlink(n->dirfd, m->name, &f);
+        if (r < 0 && r != -ENOENT) {
+                /* Replaced under us (ESTALE) or an I/O error: look again soon. */
+                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                node_check(n, m->name);
+                goto out;
+        }
+        ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
+        log_debug("peer \"%s\": \"%s\": deleted (%s)", n->conf->peers[idx].name, m->name,
+                  m->kind == PROTO_KIND_DESTROY ? "destroyed" : "expired");
+out:
+        sess_release(n->dirfd, m->name, &f);
+}
+
+void recv_apply(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
+        struct ent *e;
+
+        memset(ack, 0, sizeof(*ack));
+        ack->type = PROTO_ACK;
+        ack->ack_seq = m->seq;
+        strcpy(ack->name, m->name);
+        if (!sess_name_valid(m->name, n->conf->session_prefix)) {
+                n->stats[idx].errors++;
+                log_warn("peer \"%s\": refused \"%s\": not a session file name here (prefix \"%s\")",
+                         n->conf->peers[idx].name, m->name, n->conf->session_prefix);
+                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                return;
+        }
+        e = node_ensure(n, m->name);
+        if (!e) {
+                ack_state(ack, PROTO_ST_RETRY, ENT_NONE, NULL);
+                return;
+        }
+        if (m->type == PROTO_DELETE)
+                apply_delete(n, idx, m, e, ack);
+        else
+                apply_write(n, idx, m, e, ack);
+}

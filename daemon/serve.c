@@ -1,0 +1,116 @@
+#include "daemon/serve.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/conf.h"
+#include "proto/msg.h"
+
+int serve_connect(const char *path, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+int serve_write_all(int fd, const void *buf, size_t len) {
+        const char *p = buf;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* Copy what is readable on from to to. 0 on EOF, 1 on data, <0 on error. */
+static int pump(int from, int to) {
+        char buf[64 * 1024];
+        ssize_t n;
+
+        do
+                n = read(from, buf, sizeof(buf));
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        if (n == 0)
+                return 0;
+        return serve_write_all(to, buf, (size_t)n) < 0 ? -EPIPE : 1;
+}
+
+int serve_main(const struct conf *c, const char *from) {
+        struct proto_msg m = { .type = PROTO_SERVE };
+        struct proto_wr wr;
+        bool in_open = true;
+        int sock = -1, r;
+
+        signal(SIGPIPE, SIG_IGN);
+        if ((r = serve_connect(c->socket, &sock)) < 0) {
+                fprintf(stderr, "sessyncd --serve: cannot reach the daemon at %s: %s (is sessyncd running on \"%s\"?)\n",
+                        c->socket, strerror(-r), c->name);
+                return 1;
+        }
+        /* The first frame names the peer this key belongs to, so the daemon
+         * can hold the remote side to it; the remote cannot send SERVE. */
+        snprintf(m.node, sizeof(m.node), "%s", from ? from : "");
+        proto_wr_init(&wr);
+        r = proto_msg_encode(&wr, &m);
+        if (r == 0)
+                r = serve_write_all(sock, wr.buf, wr.len);
+        proto_wr_free(&wr);
+        if (r < 0) {
+                fprintf(stderr, "sessyncd --serve: %s\n", strerror(-r));
+                close(sock);
+                return 1;
+        }
+        for (;;) {
+                struct pollfd pfd[2] = { { .fd = in_open ? STDIN_FILENO : -1, .events = POLLIN },
+                                         { .fd = sock, .events = POLLIN } };
+
+                if (poll(pfd, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                if (pfd[0].revents) {
+                        r = pump(STDIN_FILENO, sock);
+                        if (r <= 0) {
+                                in_open = false;
+                                (void)shutdown(sock, SHUT_WR);
+                                if (r < 0)
+                                        break;
+                        }
+                }
+                if (pfd[1].revents) {
+                        r = pump(sock, STDOUT_FILENO);
+                        if (r <= 0)
+                                break;
+                }
+        }
+        close(sock);
+        return 0;
+}

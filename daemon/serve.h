@@ -1,0 +1,20 @@
+/* `sessyncd --serve`: the forced command of the receiving account's
+ * authorized_keys. It relays bytes between the SSH channel (stdin/stdout)
+ * and the local daemon's unix socket and does nothing else: all policy is
+ * the daemon's. A separate process per SSH connection, so blocking poll()
+ * is fine here. */
+#ifndef SESSYNC_DAEMON_SERVE_H
+#define SESSYNC_DAEMON_SERVE_H
+
+#include <stddef.h>
+
+struct conf;
+
+/* Returns the process exit status (0, or 1 if the daemon is unreachable). */
+int serve_main(const struct conf *c, const char *from);
+
+/* Blocking unix-socket connect to path; shared with the CLI. */
+int serve_connect(const char *path, int *ret_fd);
+int serve_write_all(int fd, const void *buf, size_t len);
+
+#endif

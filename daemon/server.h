@@ -1,0 +1,26 @@
+/* The daemon's unix socket: where `sessyncd --serve` relays a peer's SSH
+ * channel, and where --status asks. Every connection speaks frames; its
+ * first frame says what it is:
+ *   SERVE       a relay; then the peer's HELLO, our HELLO and inventory,
+ *               then FILE/DELTA/TOUCH/DELETE (answered by ACK) and PING.
+ *   STATUS_REQ  answered with one STATUS frame, then closed.
+ * A malformed or unexpected frame closes that connection with a logged
+ * reason (and an ERROR frame to the other side); nothing else is affected.
+ *
+ * Replies are written only from server_flush(), which the daemon calls
+ * after tombstones are synced to disk: an ACK never overtakes the
+ * durability of what it acknowledges.
+ */
+#ifndef SESSYNC_DAEMON_SERVER_H
+#define SESSYNC_DAEMON_SERVER_H
+
+struct node;
+struct server;
+
+/* Bind conf->socket (mode 0660; a stale socket is replaced, a live one is
+ * -EADDRINUSE: another daemon runs). */
+int server_new(struct node *n, struct server **ret);
+void server_free(struct server *s);
+void server_flush(struct server *s);
+
+#endif

@@ -1,0 +1,102 @@
+#include "daemon/status.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/node.h"
+#include "daemon/peer.h"
+#include "proto/buf.h"
+
+static void put(struct proto_wr *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct proto_wr *wr, const char *fmt, ...) {
+        char buf[1024];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                proto_put_bytes(wr, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void put_json_str(struct proto_wr *wr, const char *s) {
+        proto_put_u8(wr, '"');
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+
+                if (c == '"' || c == '\\')
+                        put(wr, "\\%c", c);
+                else if (c < 0x20)
+                        put(wr, "\\u%04x", c);
+                else
+                        proto_put_u8(wr, c);
+        }
+        proto_put_u8(wr, '"');
+}
+
+static const char *state_word(const struct peer *p) {
+        switch (peer_state(p)) {
+        case PEER_READY: return "connected";
+        case PEER_DOWN: return "down";
+        default: return "connecting";
+        }
+}
+
+static void render_json(const struct node *n, struct proto_wr *wr) {
+        put(wr, "{\"node\": ");
+        put_json_str(wr, n->conf->name);
+        put(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", n->n_files, n->n_tombs);
+        for (size_t i = 0; i < n->n_peers; i++) {
+                const struct peer *p = n->peers[i];
+                const struct node_stats *st = &n->stats[i];
+
+                put(wr, "%s{\"name\": ", i ? ", " : "");
+                put_json_str(wr, n->conf->peers[i].name);
+                put(wr, ", \"connected\": %s, \"pending\": %zu, \"lag_ms\": %" PRIu64 ", \"sent\": %" PRIu64
+                    ", \"applied\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 ", \"bytes_full\": %" PRIu64
+                    ", \"conflicts\": %" PRIu64 ", \"last_error\": ",
+                    peer_state(p) == PEER_READY ? "true" : "false", node_pending(n, i) + peer_in_flight(p),
+                    peer_lag_ms(p), st->sent, st->applied, st->bytes_sent, st->bytes_full, st->conflicts);
+                if (peer_last_error(p)[0])
+                        put_json_str(wr, peer_last_error(p));
+                else
+                        put(wr, "null");
+                put(wr, "}");
+        }
+        put(wr, "]}\n");
+}
+
+static void render_text(const struct node *n, struct proto_wr *wr) {
+        put(wr, "node %s: %zu sessions, %zu tombstones\n", n->conf->name, n->n_files, n->n_tombs);
+        if (n->n_peers == 0) {
+                put(wr, "no peers configured\n");
+                return;
+        }
+        put(wr, "%-16s %-10s %8s %8s %9s %9s %12s %7s %9s  %s\n", "PEER", "STATE", "PENDING", "LAG_MS", "SENT",
+            "APPLIED", "BYTES_SENT", "SAVED", "CONFLICTS", "LAST_ERROR");
+        for (size_t i = 0; i < n->n_peers; i++) {
+                const struct peer *p = n->peers[i];
+                const struct node_stats *st = &n->stats[i];
+                char saved[16] = "-";
+
+                if (st->bytes_full > 0)
+                        snprintf(saved, sizeof(saved), "%.1f%%",
+                                 100.0 * (1.0 - (double)st->bytes_sent / (double)st->bytes_full));
+                put(wr, "%-16s %-10s %8zu %8" PRIu64 " %9" PRIu64 " %9" PRIu64 " %12" PRIu64 " %7s %9" PRIu64 "  %s\n",
+                    n->conf->peers[i].name, state_word(p), node_pending(n, i) + peer_in_flight(p), peer_lag_ms(p),
+                    st->sent, st->applied, st->bytes_sent, saved, st->conflicts,
+                    peer_last_error(p)[0] ? peer_last_error(p) : "-");
+        }
+}
+
+int status_render(const struct node *n, uint8_t format, struct proto_wr *wr) {
+        if (format == PROTO_STATUS_JSON)
+                render_json(n, wr);
+        else
+                render_text(n, wr);
+        return proto_wr_error(wr);
+}

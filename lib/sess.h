@@ -1,0 +1,90 @@
+/* Session files: names, content hashes, reading under PHP's lock and
+ * applying in place (DESIGN.md "What PHP does, and what follows").
+ *
+ * PHP's files handler opens sess_<id> O_CREAT|O_RDWR, holds flock(LOCK_EX)
+ * for the whole request and rewrites in place. So a reader takes LOCK_SH and
+ * an applier LOCK_EX, both non-blocking: a busy lock is -EWOULDBLOCK, which
+ * the caller turns into "retry soon", never "skip". An applier writes into
+ * the same inode (a PHP request holding the old inode would otherwise read
+ * stale data and write it back) and sets the origin's nanosecond mtime,
+ * which PHP's GC reads.
+ *
+ * Every open is openat() on the session directory fd with O_NOFOLLOW: a
+ * name is one path component (checked by sess_name_valid) and never a
+ * symlink. Non-logging; negative errno returns.
+ */
+#ifndef SESSYNC_LIB_SESS_H
+#define SESSYNC_LIB_SESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "proto/msg.h"
+
+/* prefix followed by one or more of PHP's session id characters
+ * [A-Za-z0-9,-], 255 bytes at most. Anything else in the directory is not
+ * ours: not watched, not sent, never written. */
+bool sess_name_valid(const char *name, const char *prefix);
+
+/* xxh3-64 of the content: the tie-breaker of versions and the check of
+ * every delta. */
+uint64_t sess_hash(const void *p, size_t len);
+
+static inline uint64_t sess_ts_ns(const struct timespec *ts) {
+        return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
+}
+
+/* An open, locked session file with the content it held when locked. */
+struct sess_file {
+        int fd;                 /* -1 when not open */
+        bool created;           /* we created it (it did not exist) */
+        bool written;           /* sess_replace succeeded */
+        uint8_t *data;          /* current content, owned; NULL if empty */
+        size_t len;
+        struct proto_ver ver;   /* current version; meaningless if created */
+        dev_t dev;
+        ino_t ino;
+};
+
+#define SESS_FILE_INIT { .fd = -1 }
+
+enum {
+        SESS_SHARED = 0,        /* LOCK_SH, O_RDONLY: the sender's read */
+        SESS_EXCL = 1 << 0,     /* LOCK_EX, O_RDWR: the applier */
+        SESS_CREATE = 1 << 1,   /* with SESS_EXCL: create 0600 if missing */
+};
+
+/* Open name under dirfd, take the lock without blocking, and read its
+ * content (at most max bytes). Returns 0 with *f filled (release it with
+ * sess_release), or:
+ *   -ENOENT       no such file (and not SESS_CREATE)
+ *   -EWOULDBLOCK  locked by someone else (a PHP request): retry soon
+ *   -EFBIG        larger than max; f->len holds its size for the log
+ *   -ELOOP        a symlink; -EISDIR/-EINVAL not a regular file
+ *   other         open/read errors
+ * SESS_SHARED opens O_RDONLY so our reads raise IN_CLOSE_NOWRITE, which the
+ * watcher ignores. */
+int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_file *f);
+
+/* Replace the content in place: reserve the space first (fallocate), so a
+ * full disk fails before the old bytes are touched, then write, truncate to
+ * size and set the mtime. On -ENOSPC the file is as it was. */
+int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mtime_ns);
+
+/* Set only the mtime (a touch: PHP's lazy_write updates only the mtime). */
+int sess_set_mtime(struct sess_file *f, uint64_t mtime_ns);
+
+/* Unlink name while holding the lock, if it still names f's inode. */
+int sess_unlink(int dirfd, const char *name, struct sess_file *f);
+
+/* Unlock and close. A file we created but never wrote is removed again, so
+ * a refused or failed apply leaves no empty session behind. Accepts a
+ * released or never-opened f. */
+void sess_release(int dirfd, const char *name, struct sess_file *f);
+
+/* Open the session directory (O_DIRECTORY|O_CLOEXEC). */
+int sess_dir_open(const char *path);
+
+#endif
