@@ -213,6 +213,7 @@ static void run_timers(struct loop *l) {
 int loop_run(struct loop *l) {
         struct epoll_event evs[64];
 
+        l->stop = false;
         while (!l->stop) {
                 int n;
 

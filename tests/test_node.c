@@ -1,0 +1,272 @@
+/* The node's change detection, dirty sets and the version/tombstone order,
+ * on a real directory (no peers connected: dirty sets are only filled). */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/loop.h"
+#include "daemon/node.h"
+#include "lib/conf.h"
+#include "lib/sess.h"
+
+static char dir[64];
+static struct conf conf;
+static struct conf_peer peers[2];
+static struct loop *loop;
+static struct node *node;
+static int dirfd_;
+
+static void setup(void) {
+        strcpy(dir, "/tmp/sessync-node.XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        memset(&conf, 0, sizeof(conf));
+        strcpy(conf.name, "a");
+        conf.session_dir = dir;
+        conf.session_prefix = "sess_";
+        conf.max_file_size = 1 << 20;
+        conf.session_lifetime_ms = 1440 * 1000;
+        conf.tombstone_ttl_ms = 86400 * 1000;
+        strcpy(peers[0].name, "b");
+        strcpy(peers[1].name, "c");
+        conf.peers = peers;
+        conf.n_peers = 2;
+        loop = loop_new();
+        cr_assert_not_null(loop);
+        dirfd_ = sess_dir_open(dir);
+        cr_assert_geq(dirfd_, 0);
+        cr_assert_eq(node_new(&conf, loop, dirfd_, &node), 0);
+}
+
+static void teardown(void) {
+        char cmd[128];
+
+        node_free(node);
+        loop_free(loop);
+        close(dirfd_);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        (void)system(cmd);
+}
+
+static void put_file(const char *name, const char *content, long long mtime_s) {
+        char path[256];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+        if (mtime_s) {
+                struct timespec ts[2] = { { mtime_s, 0 }, { mtime_s, 123 } };
+                cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+        }
+}
+
+static void rm_file(const char *name) {
+        char path[256];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        cr_assert_eq(unlink(path), 0);
+}
+
+/* Check a name as an inotify event would, then end the turn. */
+static struct ent *check(const char *name) {
+        node_check(node, name);
+        node_run_checks(node);
+        node_end_turn(node);
+        return node_get(node, name);
+}
+
+static int64_t stop_cb(struct loop *l, void *ctx) {
+        (void)ctx;
+        loop_stop(l, 0);
+        return LOOP_TIMER_STOP;
+}
+
+/* Run the loop (its timers) for ms milliseconds. */
+static void run_for(unsigned ms) {
+        struct loop_timer *t = loop_timer_new(loop, stop_cb, NULL);
+
+        loop_timer_arm(loop, t, ms);
+        (void)loop_run(loop);
+        loop_del_timer(loop, t);
+}
+
+static size_t drain(size_t idx) {
+        size_t n = 0;
+
+        while (node_next_dirty(node, idx))
+                n++;
+        return n;
+}
+
+TestSuite(node, .init = setup, .fini = teardown);
+
+Test(node, new_file_is_dirty_for_every_peer_once) {
+        struct ent *e;
+
+        put_file("sess_one", "a|i:1;", 0);
+        e = check("sess_one");
+        cr_assert_not_null(e);
+        cr_assert_eq(e->kind, PROTO_KIND_FILE);
+        cr_assert_eq(e->ver.hash, sess_hash("a|i:1;", 6));
+        cr_assert_eq(node->n_files, 1);
+        /* Two events for the same file in one turn: still one entry. */
+        node_check(node, "sess_one");
+        node_check(node, "sess_one");
+        cr_assert_eq(node_pending(node, 0), 1);
+        cr_assert_eq(drain(0), 1);
+        cr_assert_eq(drain(1), 1);
+}
+
+Test(node, unchanged_close_write_is_not_news) {
+        put_file("sess_one", "a|i:1;", 1700000000);
+        check("sess_one");
+        drain(0);
+        drain(1);
+        /* PHP opened it O_RDWR and closed without writing: same version. */
+        check("sess_one");
+        cr_assert_eq(node_pending(node, 0), 0);
+        cr_assert_eq(node_pending(node, 1), 0);
+}
+
+Test(node, same_size_rewrite_in_same_second_is_news) {
+        struct ent *e;
+        uint64_t h1;
+
+        put_file("sess_one", "a|i:1;", 1700000000);
+        e = check("sess_one");
+        h1 = e->ver.hash;
+        drain(0);
+        /* rsync's quick check would miss this: same size, same second. */
+        put_file("sess_one", "a|i:2;", 1700000000);
+        e = check("sess_one");
+        cr_assert_neq(e->ver.hash, h1);
+        cr_assert_eq(drain(0), 1);
+}
+
+Test(node, ignores_foreign_names) {
+        put_file("notes.txt", "x", 0);
+        put_file("sess_a.b", "x", 0);
+        cr_assert_null(check("notes.txt"));
+        cr_assert_null(check("sess_a.b"));
+        cr_assert_null(check("sess_"));
+        cr_assert_eq(node_pending(node, 0), 0);
+}
+
+Test(node, young_delete_is_a_destroy_with_the_delete_time) {
+        struct ent *e;
+        uint64_t before = loop_realtime_ns();
+
+        put_file("sess_one", "a|i:1;", 0);
+        check("sess_one");
+        drain(0);
+        rm_file("sess_one");
+        e = check("sess_one");
+        cr_assert_eq(e->kind, PROTO_KIND_DESTROY);
+        cr_assert_geq(e->ver.mtime_ns, before);
+        cr_assert_eq(node->n_files, 0);
+        cr_assert_eq(node->n_tombs, 1);
+        cr_assert_eq(drain(0), 1);
+}
+
+Test(node, old_delete_is_an_expiry_with_the_files_version) {
+        struct ent *e;
+        struct proto_ver v;
+
+        put_file("sess_old", "a|i:1;", 1600000000);
+        e = check("sess_old");
+        v = e->ver;
+        rm_file("sess_old");
+        e = check("sess_old");
+        cr_assert_eq(e->kind, PROTO_KIND_EXPIRE);
+        cr_assert_eq(e->ver.mtime_ns, v.mtime_ns);
+        cr_assert_eq(e->ver.hash, v.hash);
+}
+
+Test(node, scan_finds_files_and_vanished_ones) {
+        put_file("sess_a", "1", 0);
+        put_file("sess_b", "2", 0);
+        cr_assert_eq(node_scan(node), 0);
+        node_run_checks(node);
+        node_end_turn(node);
+        cr_assert_eq(node->n_files, 2);
+        rm_file("sess_a");
+        cr_assert_eq(node_scan(node), 0);
+        node_run_checks(node);
+        node_end_turn(node);
+        cr_assert_eq(node->n_files, 1);
+        cr_assert_eq(node->n_tombs, 1);
+}
+
+Test(node, locked_file_is_retried_not_skipped) {
+        char path[256];
+        int fd;
+
+        put_file("sess_busy", "x", 0);
+        snprintf(path, sizeof(path), "%s/sess_busy", dir);
+        fd = open(path, O_RDWR);
+        cr_assert_eq(flock(fd, LOCK_EX), 0);
+        node_check(node, "sess_busy");
+        node_run_checks(node);
+        cr_assert_eq(node_get(node, "sess_busy")->kind, ENT_NONE, "not read while PHP holds the lock");
+        close(fd);
+        /* The busy timer puts it back into the check set. */
+        run_for(60);
+        node_run_checks(node);
+        cr_assert_eq(node_get(node, "sess_busy")->kind, PROTO_KIND_FILE);
+        cr_assert_eq(drain(0), 1);
+}
+
+Test(node, tombstone_rules) {
+        struct proto_ver t = { 1000, 0 }, older = { 999, 5 }, newer = { 1001, 5 }, same = { 1000, 5 };
+        struct proto_ver exp = { 1000, 7 };
+
+        /* A destroy beats every version older than the delete. */
+        cr_assert(node_tomb_beats(PROTO_KIND_DESTROY, &t, &older));
+        cr_assert_not(node_tomb_beats(PROTO_KIND_DESTROY, &t, &newer));
+        cr_assert_not(node_tomb_beats(PROTO_KIND_DESTROY, &t, &same));
+        /* An expiry beats only versions up to the expired one. */
+        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &same));
+        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &exp));
+        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &older));
+        cr_assert_not(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &newer));
+        cr_assert_not(node_tomb_beats(PROTO_KIND_FILE, &exp, &older));
+}
+
+Test(node, state_order_for_catch_up) {
+        struct proto_ver a = { 10, 1 }, b = { 20, 1 }, tomb = { 15, 0 };
+
+        cr_assert(node_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_FILE, &a));
+        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &b));
+        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &a));
+        cr_assert(node_state_beats(PROTO_KIND_FILE, &a, ENT_NONE, &a));
+        cr_assert_not(node_state_beats(ENT_NONE, &a, PROTO_KIND_FILE, &a));
+        cr_assert(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &a));
+        cr_assert_not(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &b));
+        cr_assert(node_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_DESTROY, &tomb));
+        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_DESTROY, &tomb));
+        cr_assert_not(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_EXPIRE, &a));
+        cr_assert(node_state_beats(PROTO_KIND_DESTROY, &tomb, ENT_NONE, &a));
+}
+
+Test(node, delay_returns_entry_to_dirty_set_after_timer) {
+        struct ent *e;
+
+        put_file("sess_one", "x", 0);
+        e = check("sess_one");
+        drain(0);
+        node_delay(node, e, 0, 5);
+        cr_assert(e->peer[0].delayed);
+        cr_assert_eq(node_pending(node, 0), 1, "delayed counts as pending");
+        node_mark_dirty(node, e, 0);
+        cr_assert_eq(drain(0), 0, "a delayed entry is not sent before its time");
+        run_for(40);
+        cr_assert_not(e->peer[0].delayed);
+        cr_assert_eq(drain(0), 1);
+}
