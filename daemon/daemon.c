@@ -12,6 +12,7 @@
 
 #include "daemon/daemon_int.h"
 #include "daemon/log.h"
+#include "daemon/metrics.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
@@ -21,6 +22,7 @@
 #include "lib/tomb.h"
 
 #define HOUSEKEEPING_MS 60000
+#define METRICS_MS 5000
 
 static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
         struct node *n = ctx;
@@ -85,6 +87,7 @@ void dmn_close(struct dmn *d) {
         if (d->sigfd >= 0)
                 close(d->sigfd);
         loop_del_timer(d->loop, d->housekeeping);
+        loop_del_timer(d->loop, d->metrics);
         node_free(d->node);
         tomb_store_close(d->tombs);
         loop_free(d->loop);
@@ -160,6 +163,18 @@ static int64_t on_housekeeping(struct loop *l, void *ctx) {
         return HOUSEKEEPING_MS;
 }
 
+static int64_t on_metrics(struct loop *l, void *ctx) {
+        struct dmn *d = ctx;
+        int r;
+
+        (void)l;
+        r = metrics_write(d->node, d->conf->metrics_file);
+        if (r < 0 && !d->metrics_failed)
+                log_warn("metrics_file \"%s\": %s; will keep trying", d->conf->metrics_file, strerror(-r));
+        d->metrics_failed = r < 0;
+        return METRICS_MS;
+}
+
 int dmn_signals(struct dmn *d) {
         sigset_t set;
 
@@ -204,6 +219,12 @@ int daemon_run(const struct conf *c) {
         if (!d.housekeeping)
                 goto out;
         loop_timer_arm(d.loop, d.housekeeping, HOUSEKEEPING_MS);
+        if (c->metrics_file) {
+                d.metrics = loop_timer_new(d.loop, on_metrics, &d);
+                if (!d.metrics)
+                        goto out;
+                loop_timer_arm(d.loop, d.metrics, 0);
+        }
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_start(d.node->peers[i], false);
         loop_set_before_sleep(d.loop, dmn_before_sleep, &d);

@@ -25,6 +25,8 @@ struct dmn {
         int sigfd;
         struct loop_fd *sigreg;
         struct loop_timer *housekeeping;
+        struct loop_timer *metrics;     /* daemon with metrics_file only */
+        bool metrics_failed;            /* log the first failure, not every one */
         const bool *only;               /* --full-sync: the peers to push to, NULL = all */
         void (*on_turn)(struct dmn *d); /* --full-sync: progress and completion */
         void *ctx;

@@ -1,0 +1,111 @@
+#include "daemon/metrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/node.h"
+#include "daemon/peer.h"
+#include "proto/buf.h"
+
+static void put(struct proto_wr *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct proto_wr *wr, const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                proto_put_bytes(wr, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static void head(struct proto_wr *wr, const char *name, const char *type, const char *help) {
+        put(wr, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample per peer; expr_ is evaluated with i the peer's index. Node and peer names are
+ * [A-Za-z0-9._-], so they need no escaping in label values. */
+#define PER_PEER(wr_, n_, metric_, type_, help_, fmt_, expr_)                                             \
+        do {                                                                                                 \
+                head(wr_, metric_, type_, help_);                                                            \
+                for (size_t i = 0; i < (n_)->n_peers; i++)                                                   \
+                        put(wr_, "%s{node=\"%s\",peer=\"%s\"} " fmt_ "\n", metric_, (n_)->conf->name,         \
+                            (n_)->conf->peers[i].name, expr_);                                               \
+        } while (0)
+
+int metrics_render(const struct node *n, struct proto_wr *wr) {
+        head(wr, "sessync_sessions", "gauge", "Session files on this node.");
+        put(wr, "sessync_sessions{node=\"%s\"} %zu\n", n->conf->name, n->n_files);
+        head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
+        put(wr, "sessync_tombstones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
+        PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
+                 peer_state(n->peers[i]) == PEER_READY ? 1 : 0);
+        PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
+                 node_pending(n, i) + peer_in_flight(n->peers[i]));
+        PER_PEER(wr, n, "sessync_peer_lag_seconds", "gauge", "Age of the oldest change the peer has not acknowledged.",
+                 "%.3f", (double)peer_lag_ms(n->peers[i]) / 1000.0);
+        PER_PEER(wr, n, "sessync_peer_sent_total", "counter", "Frames sent to the peer.", "%" PRIu64, n->stats[i].sent);
+        PER_PEER(wr, n, "sessync_peer_applied_total", "counter", "Changes the peer acknowledged as applied.",
+                 "%" PRIu64, n->stats[i].applied);
+        PER_PEER(wr, n, "sessync_peer_bytes_sent_total", "counter", "Bytes of frames sent to the peer.", "%" PRIu64,
+                 n->stats[i].bytes_sent);
+        PER_PEER(wr, n, "sessync_peer_bytes_full_total", "counter",
+                 "Bytes whole-file transfers would have sent (savings = 1 - sent/full).", "%" PRIu64,
+                 n->stats[i].bytes_full);
+        PER_PEER(wr, n, "sessync_peer_conflicts_total", "counter",
+                 "Versions refused because the other side held a newer one.", "%" PRIu64, n->stats[i].conflicts);
+        PER_PEER(wr, n, "sessync_peer_errors_total", "counter",
+                 "Connection failures and changes the peer could not apply.", "%" PRIu64, n->stats[i].errors);
+        return proto_wr_error(wr);
+}
+
+int metrics_write(const struct node *n, const char *path) {
+        char tmp[4096];
+        struct proto_wr wr;
+        int fd = -1, r;
+        size_t off = 0;
+
+        /* Same directory, then rename: the collector never reads half a file. */
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        proto_wr_init(&wr);
+        if ((r = metrics_render(n, &wr)) < 0)
+                goto out;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                r = -errno;
+                goto out;
+        }
+        while (off < wr.len) {
+                ssize_t w = write(fd, wr.buf + off, wr.len - off);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        goto out;
+                }
+                off += (size_t)w;
+        }
+        if (close(fd) < 0) {
+                fd = -1;
+                r = -errno;
+                goto out;
+        }
+        fd = -1;
+        if (rename(tmp, path) < 0)
+                r = -errno;
+out:
+        if (fd >= 0)
+                close(fd);
+        if (r < 0)
+                (void)unlink(tmp);
+        proto_wr_free(&wr);
+        return r;
+}

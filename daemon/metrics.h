@@ -1,0 +1,14 @@
+/* metrics_file: Prometheus textfile-collector format (node_exporter's
+ * --collector.textfile.directory), replaced atomically every few seconds. */
+#ifndef SESSYNC_DAEMON_METRICS_H
+#define SESSYNC_DAEMON_METRICS_H
+
+struct node;
+struct proto_wr;
+
+/* Append the exposition text (HELP/TYPE lines, one sample per peer). */
+int metrics_render(const struct node *n, struct proto_wr *wr);
+/* Write path.tmp, then rename it over path. Returns 0 or a negative errno. */
+int metrics_write(const struct node *n, const char *path);
+
+#endif
