@@ -105,10 +105,11 @@ static int apply_line(struct tomb_rec **map, char *line) {
         return 0;
 }
 
-static int load(int fd, struct tomb_rec **map, size_t *ret_records) {
+static int load(int fd, struct tomb_rec **map, size_t *ret_records, off_t *ret_torn_at) {
         FILE *f = NULL;
         char *line = NULL;
         size_t cap = 0, records = 0;
+        off_t end = 0, torn_at = -1;
         ssize_t n;
         int dup_fd, r = 0;
 
@@ -122,8 +123,11 @@ static int load(int fd, struct tomb_rec **map, size_t *ret_records) {
         }
         rewind(f);
         while ((n = getline(&line, &cap, f)) > 0) {
-                if (line[n - 1] != '\n')
-                        break;   /* torn tail */
+                if (line[n - 1] != '\n') {
+                        torn_at = end;   /* torn tail */
+                        break;
+                }
+                end += n;
                 records++;
                 if ((r = apply_line(map, line)) < 0)
                         break;
@@ -131,6 +135,7 @@ static int load(int fd, struct tomb_rec **map, size_t *ret_records) {
         free(line);
         fclose(f);
         *ret_records = records;
+        *ret_torn_at = torn_at;
         return r;
 }
 
@@ -169,6 +174,7 @@ static int compact(struct tomb_store *s, struct tomb_rec *map) {
 int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool readonly, struct tomb_store **ret) {
         struct tomb_store *s = calloc(1, sizeof(*s));
         struct tomb_rec *map = NULL;
+        off_t torn_at = -1;
         int r;
 
         if (!s)
@@ -202,8 +208,14 @@ int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool read
                         goto done;
                 goto fail;
         }
-        if ((r = load(s->fd, &map, &s->records)) < 0)
+        if ((r = load(s->fd, &map, &s->records, &torn_at)) < 0)
                 goto fail;
+        /* Cut a torn tail off before appending: the next record would be
+         * glued onto it into one garbage line, and that tombstone lost. */
+        if (!readonly && torn_at >= 0 && ftruncate(s->fd, torn_at) < 0) {
+                r = -errno;
+                goto fail;
+        }
         s->live = HASH_COUNT(map);
         for (struct tomb_rec *t = map; t; t = t->hh.next)
                 if (cb)

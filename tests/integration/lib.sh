@@ -554,7 +554,12 @@ _it_php() {
 	shift
 	if [[ -z ${IT_PHP_CHECKED:-} ]]; then
 		# Debian builds session in statically; elsewhere load it by name.
-		if ! php -n -m 2>/dev/null | grep -qix session; then
+		# Not "php -m | grep -q": grep -q exits at the first match, php
+		# then fails writing the rest (exit 255) and, under pipefail, a
+		# built-in session module looked missing about a third of the time.
+		local mods
+		mods=$(php -n -m 2>/dev/null)
+		if ! grep -qix session <<<"$mods"; then
 			IT_PHP_EXTRA=(-d extension=session)
 		fi
 		IT_PHP_CHECKED=1
