@@ -1,6 +1,8 @@
 #include "daemon/daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,21 +21,16 @@
 #include "daemon/server.h"
 #include "daemon/watch.h"
 #include "lib/sess.h"
-#include "lib/tomb.h"
+#include "lib/state.h"
 
 #define HOUSEKEEPING_MS 60000
 #define METRICS_MS 5000
 
+/* --full-sync reads tombstones only: it cannot persist what it would infer
+ * from the journal's live files, and a running daemon does that anyway. */
 static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
-        struct node *n = ctx;
-        struct ent *e = node_ensure(n, name);
-
-        if (!e)
-                return;
-        e->kind = kind;
-        e->ver = *v;
-        e->tomb_ns = made_ns;
-        n->n_tombs++;
+        if (kind != PROTO_KIND_FILE)
+                node_load_record(ctx, name, kind, v, made_ns);
 }
 
 int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
@@ -63,14 +60,15 @@ int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
                 return -ENOMEM;
         if ((r = node_new(c, d->loop, d->dirfd, &d->node)) < 0)
                 return r;
-        r = tomb_store_open(c->state_dir, on_tomb_loaded, d->node, readonly_state, &d->tombs);
+        r = state_open(c->state_dir, readonly_state ? on_tomb_loaded : node_load_record, d->node, readonly_state,
+                       &d->state);
         if (r < 0) {
                 log_error("tombstones in \"%s\": %s", c->state_dir,
                           r == -EBUSY ? "another sessyncd holds them (one daemon per state_dir)" : strerror(-r));
                 return r;
         }
         if (!readonly_state)
-                d->node->tombs = d->tombs;
+                d->node->state = d->state;
         for (size_t i = 0; i < c->n_peers; i++)
                 if ((r = peer_new(d->node, i, &d->node->peers[i])) < 0)
                         return r;
@@ -89,7 +87,7 @@ void dmn_close(struct dmn *d) {
         loop_del_timer(d->loop, d->housekeeping);
         loop_del_timer(d->loop, d->metrics);
         node_free(d->node);
-        tomb_store_close(d->tombs);
+        state_close(d->state);
         loop_free(d->loop);
         if (d->dirfd >= 0)
                 close(d->dirfd);
@@ -98,8 +96,8 @@ void dmn_close(struct dmn *d) {
         d->sigfd = -1;
 }
 
-static void sync_tombs(struct dmn *d) {
-        int r = tomb_store_sync(d->tombs);
+static void sync_state(struct dmn *d) {
+        int r = state_sync(d->state);
 
         if (r < 0)
                 log_error("cannot sync tombstones to disk: %s", strerror(-r));
@@ -111,9 +109,9 @@ void dmn_before_sleep(struct loop *l, void *ctx) {
         struct dmn *d = ctx;
 
         (void)l;
-        sync_tombs(d);
+        sync_state(d);
         node_run_checks(d->node);
-        sync_tombs(d);
+        sync_state(d);
         for (size_t i = 0; i < d->node->n_peers; i++)
                 if (!d->only || d->only[i])
                         peer_flush(d->node->peers[i]);
@@ -157,10 +155,51 @@ static void on_signal(struct loop *l, uint32_t events, void *ctx) {
 
 static int64_t on_housekeeping(struct loop *l, void *ctx) {
         struct dmn *d = ctx;
+        int r;
 
         (void)l;
         node_expire_tombs(d->node);
+        if ((r = node_compact_state(d->node)) < 0)
+                log_warn("cannot compact the state journal in \"%s\": %s", d->conf->state_dir, strerror(-r));
         return HOUSEKEEPING_MS;
+}
+
+/* A session dir without a single session file while the journal lists some
+ * is a wiped or freshly mounted tmpfs far more often than a cluster where
+ * every user logged out during a restart. */
+static bool dir_has_sessions(struct dmn *d) {
+        struct dirent *de;
+        bool found = false;
+        DIR *dir;
+        int fd = openat(d->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+        if (fd < 0 || !(dir = fdopendir(fd))) {
+                if (fd >= 0)
+                        close(fd);
+                return true;
+        }
+        while (!found && (de = readdir(dir)))
+                found = sess_name_valid(de->d_name, d->conf->session_prefix);
+        closedir(dir);
+        return found;
+}
+
+/* Files the journal lists but the directory lacks were deleted while we were
+ * down: node_scan turns them into tombstones, unless the machine rebooted
+ * or the directory was wiped, where absence means nothing. */
+static void judge_journal(struct dmn *d) {
+        if (d->node->n_files == 0)
+                return;
+        if (state_new_boot(d->state)) {
+                log_info("first start since boot: %zu session(s) known from before are not taken as deleted; "
+                         "peers will send them back", d->node->n_files);
+                node_forget_files(d->node);
+        } else if (!dir_has_sessions(d)) {
+                log_warn("\"%s\" holds no sessions but held %zu before this start: taken as wiped, not as "
+                         "%zu logouts; peers will send them back", d->conf->session_dir, d->node->n_files,
+                         d->node->n_files);
+                node_forget_files(d->node);
+        }
 }
 
 static int64_t on_metrics(struct loop *l, void *ctx) {
@@ -206,6 +245,7 @@ int daemon_run(const struct conf *c) {
                 log_error("cannot watch \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
         }
+        judge_journal(&d);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;

@@ -11,7 +11,7 @@ struct loop_fd;
 struct loop_timer;
 struct node;
 struct server;
-struct tomb_store;
+struct state;
 struct watch;
 
 struct dmn {
@@ -19,7 +19,7 @@ struct dmn {
         int dirfd;
         struct loop *loop;
         struct node *node;
-        struct tomb_store *tombs;
+        struct state *state;
         struct watch *watch;            /* daemon only */
         struct server *server;          /* daemon only */
         int sigfd;

@@ -11,7 +11,7 @@
 #include "daemon/loop.h"
 #include "lib/delta.h"
 #include "lib/sess.h"
-#include "lib/tomb.h"
+#include "lib/state.h"
 
 /* Below this a whole file is never larger than a delta: keep no signature. */
 #define NODE_DELTA_MIN 512
@@ -423,15 +423,32 @@ void node_end_turn(struct node *n) {
         n->turn++;
 }
 
-void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
-        if (e->kind == PROTO_KIND_FILE) {
-                n->n_files--;
-        } else if (e->kind != ENT_NONE) {
-                /* A newer file beat the tombstone: it no longer needs keeping. */
-                n->n_tombs--;
-                if (n->tombs)
-                        (void)tomb_store_del(n->tombs, e->name);
+/* Journal a live file when it appears, and again when its mtime has moved
+ * on by a tenth of the session lifetime: enough to tell a logout from a GC
+ * expiry if it vanishes while the daemon is down (local_delete), without a
+ * journal write per PHP request. */
+static void journal_file(struct node *n, struct ent *e, const struct proto_ver *v, bool was_file) {
+        uint64_t step = n->conf->session_lifetime_ms * 100000ull;   /* lifetime / 10, in ns */
+        int r;
+
+        if (!n->state || (was_file && v->mtime_ns < e->jmtime + step && v->mtime_ns >= e->jmtime))
+                return;
+        if ((r = state_put(n->state, e->name, PROTO_KIND_FILE, v)) < 0) {
+                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+                return;
         }
+        e->jmtime = v->mtime_ns;
+}
+
+void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
+        bool was_file = e->kind == PROTO_KIND_FILE;
+
+        /* A file that beats a tombstone replaces its journal record. */
+        journal_file(n, e, v, was_file);
+        if (was_file)
+                n->n_files--;
+        else if (e->kind != ENT_NONE)
+                n->n_tombs--;
         e->kind = PROTO_KIND_FILE;
         e->ver = *v;
         e->size = (uint32_t)size;
@@ -449,7 +466,7 @@ void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, 
 int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer) {
         int r;
 
-        if (n->tombs && (r = tomb_store_put(n->tombs, e->name, kind, v)) < 0) {
+        if (n->state && (r = state_put(n->state, e->name, kind, v)) < 0) {
                 log_error("\"%s\": cannot persist tombstone: %s", e->name, strerror(-r));
                 return r;
         }
@@ -509,10 +526,66 @@ void node_expire_tombs(struct node *n) {
                         continue;
                 if (e->kind != ENT_NONE) {
                         n->n_tombs--;
-                        if (n->tombs)
-                                (void)tomb_store_del(n->tombs, e->name);
+                        if (n->state)
+                                (void)state_del(n->state, e->name);
                 }
                 HASH_DEL(n->table, e);
                 ent_free(e);
         }
+}
+
+void node_load_record(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
+        struct node *n = ctx;
+        struct ent *e = node_ensure(n, name);
+
+        if (!e)
+                return;
+        if (e->kind == PROTO_KIND_FILE)
+                n->n_files--;
+        else if (e->kind != ENT_NONE)
+                n->n_tombs--;
+        e->kind = kind;
+        e->ver = *v;
+        if (kind == PROTO_KIND_FILE) {
+                e->jmtime = v->mtime_ns;
+                n->n_files++;
+        } else {
+                e->tomb_ns = made_ns;
+                n->n_tombs++;
+        }
+}
+
+void node_forget_files(struct node *n) {
+        for (struct ent *e = n->table; e; e = e->hh.next) {
+                if (e->kind != PROTO_KIND_FILE)
+                        continue;
+                e->kind = ENT_NONE;
+                e->jmtime = 0;
+                n->n_files--;
+        }
+}
+
+static int table_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
+        struct ent **cur = ctx;
+
+        while (*cur && (*cur)->kind == ENT_NONE)
+                *cur = (*cur)->hh.next;
+        if (!*cur)
+                return 0;
+        *name = (*cur)->name;
+        *kind = (*cur)->kind;
+        *v = (*cur)->ver;
+        *made = (*cur)->kind == PROTO_KIND_FILE ? 0 : (*cur)->tomb_ns;
+        if ((*cur)->kind == PROTO_KIND_FILE)
+                (*cur)->jmtime = (*cur)->ver.mtime_ns;
+        *cur = (*cur)->hh.next;
+        return 1;
+}
+
+int node_compact_state(struct node *n) {
+        struct ent *cur = n->table;
+
+        if (!n->state || !state_want_compact(n->state, n->n_files + n->n_tombs))
+                return 0;
+        return state_compact(n->state, table_next, &cur);
 }

@@ -28,7 +28,7 @@ struct loop;
 struct loop_timer;
 struct delta_sig;
 struct peer;
-struct tomb_store;
+struct state;
 
 #define ENT_NONE 0xff   /* kind of an entry that is neither a file nor a tombstone */
 
@@ -46,6 +46,7 @@ struct ent {
         char *name;
         struct proto_ver ver;   /* file: its version; tombstone: see proto_kind */
         uint64_t tomb_ns;       /* tombstone: when it was made here (for tombstone_ttl) */
+        uint64_t jmtime;        /* file: the mtime last written to the state journal */
         uint32_t size;
         uint8_t kind;           /* PROTO_KIND_* or ENT_NONE */
         bool from_peer;         /* recorded version came from an apply: not pushed live */
@@ -94,7 +95,7 @@ struct node {
         struct node_stats *stats;       /* per peer */
         struct ent_vec turn_reads;      /* entries whose tdata is set */
 
-        struct tomb_store *tombs;       /* persistent tombstones, NULL in tests */
+        struct state *state;            /* the state journal, NULL in tests */
 };
 
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret);
@@ -140,5 +141,13 @@ bool node_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b,
 
 /* Drop tombstones older than tombstone_ttl that no peer still needs. */
 void node_expire_tombs(struct node *n);
+
+/* Load one record of the state journal (state_load_cb). */
+void node_load_record(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns);
+/* Forget the live files the journal listed (they cannot be trusted to mean
+ * "deleted while down" after a reboot or a wiped directory). */
+void node_forget_files(struct node *n);
+/* Rewrite the state journal from the table when it has grown too long. */
+int node_compact_state(struct node *n);
 
 #endif

@@ -1,4 +1,4 @@
-#include "lib/tomb.h"
+#include "lib/state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,9 +13,12 @@
 #include <unistd.h>
 #include <uthash.h>
 
-#define TOMB_FILE "tombstones"
+#define STATE_FILE "journal"
+#define STATE_BOOT_FILE "boot_id"
+#define STATE_BOOT_SRC "/proc/sys/kernel/random/boot_id"
+#define STATE_SLACK 4096
 
-struct tomb_rec {
+struct state_rec {
         UT_hash_handle hh;
         uint8_t kind;
         struct proto_ver ver;
@@ -23,11 +26,12 @@ struct tomb_rec {
         char name[];
 };
 
-struct tomb_store {
+struct state {
         int dirfd;
         int fd;
         int lockfd;
         bool readonly;
+        bool new_boot;
         bool unsynced;
         size_t live;
         size_t records;
@@ -61,8 +65,8 @@ static int format_t(char *buf, size_t size, const char *name, uint8_t kind, cons
         return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : n;
 }
 
-static void map_free(struct tomb_rec **map) {
-        struct tomb_rec *r, *tmp;
+static void map_free(struct state_rec **map) {
+        struct state_rec *r, *tmp;
 
         HASH_ITER(hh, *map, r, tmp) {
                 HASH_DEL(*map, r);
@@ -72,8 +76,8 @@ static void map_free(struct tomb_rec **map) {
 
 /* One journal line into the map. Malformed lines are skipped: only the last
  * one can be torn, and skipping loses at most that one record. */
-static int apply_line(struct tomb_rec **map, char *line) {
-        struct tomb_rec *old = NULL, *rec;
+static int apply_line(struct state_rec **map, char *line) {
+        struct state_rec *old = NULL, *rec;
         char name[PROTO_NAME_MAX + 1];
         unsigned kind;
         uint64_t mt, h, made;
@@ -87,7 +91,7 @@ static int apply_line(struct tomb_rec **map, char *line) {
                 return 0;
         }
         if (sscanf(line, "T %u %" SCNu64 " %" SCNx64 " %" SCNu64 " %255s", &kind, &mt, &h, &made, name) != 5 ||
-            (kind != PROTO_KIND_DESTROY && kind != PROTO_KIND_EXPIRE) || !proto_name_ok(name, strlen(name)))
+            kind > PROTO_KIND_EXPIRE || !proto_name_ok(name, strlen(name)))
                 return 0;
         HASH_FIND_STR(*map, name, old);
         if (old) {
@@ -105,7 +109,7 @@ static int apply_line(struct tomb_rec **map, char *line) {
         return 0;
 }
 
-static int load(int fd, struct tomb_rec **map, size_t *ret_records, off_t *ret_torn_at) {
+static int load(int fd, struct state_rec **map, size_t *ret_records, off_t *ret_torn_at) {
         FILE *f = NULL;
         char *line = NULL;
         size_t cap = 0, records = 0;
@@ -140,40 +144,102 @@ static int load(int fd, struct tomb_rec **map, size_t *ret_records, off_t *ret_t
 }
 
 /* Rewrite the journal with only the live records, atomically. */
-static int compact(struct tomb_store *s, struct tomb_rec *map) {
+int state_compact(struct state *s, state_next_cb next, void *ctx) {
+        struct proto_ver v;
+        const char *name;
+        uint8_t kind;
+        uint64_t made;
+        size_t live = 0;
         char buf[512];
         int fd, r = 0;
 
-        fd = openat(s->dirfd, TOMB_FILE ".new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (s->readonly)
+                return -EROFS;
+        fd = openat(s->dirfd, STATE_FILE ".new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
-        for (struct tomb_rec *t = map; t && r == 0; t = t->hh.next) {
-                int n = format_t(buf, sizeof(buf), t->name, t->kind, &t->ver, t->made_ns);
+        while (r == 0 && next(ctx, &name, &kind, &v, &made) > 0) {
+                int n = format_t(buf, sizeof(buf), name, kind, &v, made);
                 r = n < 0 ? n : write_all(fd, buf, (size_t)n);
+                live++;
         }
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         close(fd);
-        if (r == 0 && renameat(s->dirfd, TOMB_FILE ".new", s->dirfd, TOMB_FILE) < 0)
+        if (r == 0 && renameat(s->dirfd, STATE_FILE ".new", s->dirfd, STATE_FILE) < 0)
                 r = -errno;
         if (r == 0 && fsync(s->dirfd) < 0)
                 r = -errno;
         if (r < 0) {
-                (void)unlinkat(s->dirfd, TOMB_FILE ".new", 0);
+                (void)unlinkat(s->dirfd, STATE_FILE ".new", 0);
                 return r;
         }
-        fd = openat(s->dirfd, TOMB_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
+        fd = openat(s->dirfd, STATE_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         close(s->fd);
         s->fd = fd;
-        s->records = s->live;
+        s->records = s->live = live;
+        s->unsynced = false;
         return 0;
 }
 
-int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool readonly, struct tomb_store **ret) {
-        struct tomb_store *s = calloc(1, sizeof(*s));
-        struct tomb_rec *map = NULL;
+static int map_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
+        struct state_rec **cur = ctx;
+
+        if (!*cur)
+                return 0;
+        *name = (*cur)->name;
+        *kind = (*cur)->kind;
+        *v = (*cur)->ver;
+        *made = (*cur)->made_ns;
+        *cur = (*cur)->hh.next;
+        return 1;
+}
+
+bool state_want_compact(const struct state *s, size_t live) {
+        return !s->readonly && s->records > 2 * live + STATE_SLACK;
+}
+
+bool state_new_boot(const struct state *s) {
+        return s->new_boot;
+}
+
+/* Compare the kernel's boot id with the one kept in state_dir, and keep the
+ * current one. No boot id source (not Linux /proc): never a new boot. */
+static int check_boot(struct state *s) {
+        char now[64] = "", was[64] = "";
+        ssize_t n;
+        int fd;
+
+        fd = open(STATE_BOOT_SRC, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, now, sizeof(now) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        now[n] = 0;
+        fd = openat(s->dirfd, STATE_BOOT_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        n = read(fd, was, sizeof(was) - 1);
+        if (n < 0)
+                n = 0;
+        was[n] = 0;
+        s->new_boot = strcmp(now, was) != 0;
+        if (s->new_boot && (ftruncate(fd, 0) < 0 || pwrite(fd, now, strlen(now), 0) < 0 || fsync(fd) < 0)) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        close(fd);
+        return 0;
+}
+
+int state_open(const char *state_dir, state_load_cb cb, void *ctx, bool readonly, struct state **ret) {
+        struct state *s = calloc(1, sizeof(*s));
+        struct state_rec *map = NULL;
         off_t torn_at = -1;
         int r;
 
@@ -200,7 +266,7 @@ int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool read
                         goto fail;
                 }
         }
-        s->fd = openat(s->dirfd, TOMB_FILE, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
+        s->fd = openat(s->dirfd, STATE_FILE, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
                        0600);
         if (s->fd < 0) {
                 r = -errno;
@@ -217,22 +283,28 @@ int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool read
                 goto fail;
         }
         s->live = HASH_COUNT(map);
-        for (struct tomb_rec *t = map; t; t = t->hh.next)
+        for (struct state_rec *t = map; t; t = t->hh.next)
                 if (cb)
                         cb(ctx, t->name, t->kind, &t->ver, t->made_ns);
-        if (!readonly && s->records > 2 * s->live + 64 && (r = compact(s, map)) < 0)
+        if (!readonly && (r = check_boot(s)) < 0)
                 goto fail;
+        if (!readonly && s->records > 2 * s->live + 64) {
+                struct state_rec *cur = map;
+
+                if ((r = state_compact(s, map_next, &cur)) < 0)
+                        goto fail;
+        }
 done:
         map_free(&map);
         *ret = s;
         return 0;
 fail:
         map_free(&map);
-        tomb_store_close(s);
+        state_close(s);
         return r;
 }
 
-int tomb_store_put(struct tomb_store *s, const char *name, uint8_t kind, const struct proto_ver *v) {
+int state_put(struct state *s, const char *name, uint8_t kind, const struct proto_ver *v) {
         char buf[512];
         int n, r;
 
@@ -243,13 +315,14 @@ int tomb_store_put(struct tomb_store *s, const char *name, uint8_t kind, const s
                 return n;
         if ((r = write_all(s->fd, buf, (size_t)n)) < 0)
                 return r;
-        s->unsynced = true;
+        if (kind != PROTO_KIND_FILE)
+                s->unsynced = true;
         s->records++;
         s->live++;
         return 0;
 }
 
-int tomb_store_del(struct tomb_store *s, const char *name) {
+int state_del(struct state *s, const char *name) {
         char buf[300];
         int n, r;
 
@@ -267,7 +340,7 @@ int tomb_store_del(struct tomb_store *s, const char *name) {
         return 0;
 }
 
-int tomb_store_sync(struct tomb_store *s) {
+int state_sync(struct state *s) {
         if (!s || !s->unsynced || s->readonly)
                 return 0;
         if (fdatasync(s->fd) < 0)
@@ -276,10 +349,10 @@ int tomb_store_sync(struct tomb_store *s) {
         return 0;
 }
 
-void tomb_store_close(struct tomb_store *s) {
+void state_close(struct state *s) {
         if (!s)
                 return;
-        (void)tomb_store_sync(s);
+        (void)state_sync(s);
         if (s->fd >= 0)
                 close(s->fd);
         if (s->dirfd >= 0)

@@ -1,21 +1,31 @@
-/* Persistent tombstones in state_dir (DESIGN.md "Versions, conflicts,
- * deletes"): a destroyed session must never come back from a peer that
- * missed the delete, across restarts, crashes and power loss.
+/* The node's state on real disk (DESIGN.md "Versions, conflicts, deletes"):
+ * tombstones, so a destroyed session never comes back from a peer that
+ * missed the delete, across restarts, crashes and power loss; and the names
+ * of live session files with their versions, so that a file deleted while
+ * the daemon was down (stopped or killed) is noticed at the next start and
+ * becomes a tombstone, instead of being pushed back by a peer's catch-up.
  *
- * Storage: state_dir/tombstones, an append-only text journal, one record a
+ * Storage: state_dir/journal, an append-only text journal, one record a
  * line (session names have no spaces or newlines):
- *     T <kind> <mtime_ns> <hash-hex16> <made_ns> <name>
- *     D <name>
- * A torn last line (crash mid-append) is ignored on load. Appends are
- * written at once and made durable by tomb_store_sync(), which the daemon
- * calls once per loop turn before it sends any reply: a peer never sees an
- * ACK for a delete whose tombstone could still be lost. The journal is
- * compacted at open (write new, fsync, rename, fsync the directory) when it
- * has grown past twice its live records.
+ *     T <kind> <mtime_ns> <hash-hex16> <made_ns> <name>   kind 0 file, 1 destroy, 2 expire
+ *     D <name>                                            forget name
+ * The last record of a name wins. A torn last line (crash mid-append) is
+ * cut off at open.
+ *
+ * Durability: tombstone records are made durable by state_sync(), which the
+ * daemon calls once per loop turn before it sends any reply, so a peer never
+ * sees an ACK for a delete whose tombstone could still be lost. File records
+ * are not synced: they only have to survive a process crash (the page cache
+ * does), because after a power loss or reboot the session tmpfs is empty and
+ * nothing is inferred from it (see state_new_boot).
+ *
+ * The journal is compacted (write new, fsync, rename, fsync the directory)
+ * at open when it has grown past twice its live records, and at run time
+ * when state_want_compact() says so, from the caller's own records.
  * Non-logging; negative errno returns.
  */
-#ifndef SESSYNC_LIB_TOMB_H
-#define SESSYNC_LIB_TOMB_H
+#ifndef SESSYNC_LIB_STATE_H
+#define SESSYNC_LIB_STATE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,21 +33,36 @@
 
 #include "proto/msg.h"
 
-struct tomb_store;
+struct state;
 
-typedef void (*tomb_load_cb)(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v,
-                             uint64_t made_ns);
+typedef void (*state_load_cb)(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v,
+                              uint64_t made_ns);
 
-/* Open (creating the journal if missing) and call cb for every live
- * tombstone, in journal order. *ret is new (tomb_store_close). The writer
- * holds state_dir/lock: a second writer gets -EBUSY (one daemon per
- * state_dir). readonly: no lock, no writes (put/del give -EROFS), a missing
- * journal is an empty one; for --full-sync beside a running daemon. */
-int tomb_store_open(const char *state_dir, tomb_load_cb cb, void *ctx, bool readonly, struct tomb_store **ret);
-int tomb_store_put(struct tomb_store *s, const char *name, uint8_t kind, const struct proto_ver *v);
-int tomb_store_del(struct tomb_store *s, const char *name);
-/* fdatasync if anything was appended since the last sync. */
-int tomb_store_sync(struct tomb_store *s);
-void tomb_store_close(struct tomb_store *s);
+/* Open (creating the journal if missing) and call cb for every live record,
+ * in journal order. *ret is new (state_close). The writer holds
+ * state_dir/lock: a second writer gets -EBUSY (one daemon per state_dir).
+ * readonly: no lock, no writes (put/del give -EROFS), a missing journal is
+ * an empty one; for --full-sync beside a running daemon. */
+int state_open(const char *state_dir, state_load_cb cb, void *ctx, bool readonly, struct state **ret);
+/* Record name as kind (PROTO_KIND_FILE, _DESTROY or _EXPIRE) at version v.
+ * The caller has validated name (sess_name_valid). */
+int state_put(struct state *s, const char *name, uint8_t kind, const struct proto_ver *v);
+int state_del(struct state *s, const char *name);
+/* fdatasync if a tombstone was appended since the last sync. */
+int state_sync(struct state *s);
+void state_close(struct state *s);
+
+/* True when this is the first writer open since the machine booted (the
+ * boot id in state_dir differs from the kernel's; it is updated at open).
+ * After a reboot a tmpfs session dir starts empty: missing files then mean
+ * nothing. */
+bool state_new_boot(const struct state *s);
+
+/* Runtime compaction: when the journal holds more than twice the live
+ * records (plus slack), rewrite it from the caller's records. next fills one
+ * record and returns 1, or returns 0 at the end. */
+typedef int (*state_next_cb)(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made_ns);
+bool state_want_compact(const struct state *s, size_t live);
+int state_compact(struct state *s, state_next_cb next, void *ctx);
 
 #endif

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/tomb.h"
+#include "lib/state.h"
 
 #define T_MTIME 1700000000123456789ull
 #define T_HASH 0xdeadbeefcafef00dull
@@ -40,7 +40,7 @@ struct recs {
 static void setup(void) {
         strcpy(dir, "/tmp/test_tomb.XXXXXX");
         cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
-        snprintf(journal, sizeof(journal), "%s/tombstones", dir);
+        snprintf(journal, sizeof(journal), "%s/journal", dir);
 }
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
@@ -87,11 +87,11 @@ static const struct rec *find(const struct recs *rs, const char *name) {
         return NULL;
 }
 
-static struct tomb_store *open_w(struct recs *rs) {
-        struct tomb_store *s = NULL;
-        int r = tomb_store_open(dir, on_load, rs, false, &s);
+static struct state *open_w(struct recs *rs) {
+        struct state *s = NULL;
+        int r = state_open(dir, on_load, rs, false, &s);
 
-        cr_assert_eq(r, 0, "tomb_store_open: %s", strerror(-r));
+        cr_assert_eq(r, 0, "state_open: %s", strerror(-r));
         cr_assert_not_null(s);
         return s;
 }
@@ -100,19 +100,19 @@ static struct tomb_store *open_w(struct recs *rs) {
 static struct recs reload(void) {
         struct recs rs = { 0 };
 
-        tomb_store_close(open_w(&rs));
+        state_close(open_w(&rs));
         return rs;
 }
 
-static void put(struct tomb_store *s, const char *name, uint8_t kind, uint64_t mtime, uint64_t hash) {
+static void put(struct state *s, const char *name, uint8_t kind, uint64_t mtime, uint64_t hash) {
         struct proto_ver v = { mtime, hash };
-        int r = tomb_store_put(s, name, kind, &v);
+        int r = state_put(s, name, kind, &v);
 
         cr_assert_eq(r, 0, "put %s: %s", name, strerror(-r));
 }
 
-static void del(struct tomb_store *s, const char *name) {
-        int r = tomb_store_del(s, name);
+static void del(struct state *s, const char *name) {
+        int r = state_del(s, name);
 
         cr_assert_eq(r, 0, "del %s: %s", name, strerror(-r));
 }
@@ -165,13 +165,13 @@ static void assert_rec(const struct recs *rs, const char *name, uint8_t kind, ui
 
 Test(tomb, fresh_dir_is_empty) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         struct stat st;
 
         cr_assert_eq(rs.n, 0);
         cr_assert_eq(stat(journal, &st), 0, "the journal is created at open");
         cr_assert_eq(st.st_mode & 0777, 0600);
-        tomb_store_close(s);
+        state_close(s);
         rs = reload();
         cr_assert_eq(rs.n, 0);
         recs_free(&rs);
@@ -179,15 +179,15 @@ Test(tomb, fresh_dir_is_empty) {
 
 Test(tomb, put_then_reopen) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         uint64_t t0 = now_ns(), t1;
 
         put(s, "sess_abc", PROTO_KIND_DESTROY, T_MTIME, T_HASH);
         put(s, "sess_A-b,9", PROTO_KIND_EXPIRE, 1, 0);
         put(s, "sess_max", PROTO_KIND_EXPIRE, UINT64_MAX, UINT64_MAX);
         t1 = now_ns();
-        cr_assert_eq(tomb_store_sync(s), 0);
-        tomb_store_close(s);
+        cr_assert_eq(state_sync(s), 0);
+        state_close(s);
 
         rs = reload();
         cr_assert_eq(rs.n, 3);
@@ -205,13 +205,13 @@ Test(tomb, put_then_reopen) {
 
 Test(tomb, journal_format) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         char want[256], *text;
         uint64_t made;
 
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 0xabc);
         del(s, "sess_a");
-        tomb_store_close(s);
+        state_close(s);
 
         /* The line layout is tomb.h's contract; made_ns is read back from it. */
         text = slurp_journal();
@@ -228,12 +228,12 @@ Test(tomb, journal_format) {
 
 Test(tomb, put_same_name_twice_last_wins) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
 
         put(s, "sess_a", PROTO_KIND_EXPIRE, 10, 1);
         put(s, "sess_b", PROTO_KIND_EXPIRE, 20, 2);
         put(s, "sess_a", PROTO_KIND_DESTROY, 30, 3);
-        tomb_store_close(s);
+        state_close(s);
         rs = reload();
         cr_assert_eq(rs.n, 2);
         assert_rec(&rs, "sess_a", PROTO_KIND_DESTROY, 30, 3);
@@ -243,13 +243,13 @@ Test(tomb, put_same_name_twice_last_wins) {
 
 Test(tomb, del_then_reopen) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
 
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
         put(s, "sess_b", PROTO_KIND_DESTROY, T_MTIME, 2);
         del(s, "sess_a");
         del(s, "sess_never");   /* deleting what is not there is harmless */
-        tomb_store_close(s);
+        state_close(s);
         rs = reload();
         cr_assert_eq(rs.n, 1);
         cr_assert_null(find(&rs, "sess_a"));
@@ -261,7 +261,7 @@ Test(tomb, del_then_reopen) {
         recs_free(&rs);
         put(s, "sess_a", PROTO_KIND_EXPIRE, 5, 6);
         del(s, "sess_b");
-        tomb_store_close(s);
+        state_close(s);
         rs = reload();
         cr_assert_eq(rs.n, 1);
         assert_rec(&rs, "sess_a", PROTO_KIND_EXPIRE, 5, 6);
@@ -293,7 +293,7 @@ static void model_check(const struct model *m, const struct recs *rs) {
         cr_assert_eq(rs->n, want, "%zu loaded, %zu live", rs->n, want);
 }
 
-static void model_put(struct model *m, struct tomb_store *s, size_t i, uint8_t kind, uint64_t mtime) {
+static void model_put(struct model *m, struct state *s, size_t i, uint8_t kind, uint64_t mtime) {
         char name[32];
 
         snprintf(name, sizeof(name), "sess_%zu", i);
@@ -303,7 +303,7 @@ static void model_put(struct model *m, struct tomb_store *s, size_t i, uint8_t k
         m->mtime[i] = mtime;
 }
 
-static void model_del(struct model *m, struct tomb_store *s, size_t i) {
+static void model_del(struct model *m, struct state *s, size_t i) {
         char name[32];
 
         snprintf(name, sizeof(name), "sess_%zu", i);
@@ -314,7 +314,7 @@ static void model_del(struct model *m, struct tomb_store *s, size_t i) {
 Test(tomb, many_puts_and_dels) {
         struct model m = { 0 };
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         unsigned seed = 12345;
 
         for (size_t i = 0; i < MANY; i++)
@@ -332,8 +332,8 @@ Test(tomb, many_puts_and_dels) {
                 else
                         model_put(&m, s, i, PROTO_KIND_DESTROY, T_MTIME + 1000000 + (uint64_t)k);
         }
-        cr_assert_eq(tomb_store_sync(s), 0);
-        tomb_store_close(s);
+        cr_assert_eq(state_sync(s), 0);
+        state_close(s);
 
         rs = reload();
         model_check(&m, &rs);
@@ -348,18 +348,18 @@ Test(tomb, many_puts_and_dels) {
 
 Test(tomb, torn_last_line_ignored) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs), *ro = NULL;
+        struct state *s = open_w(&rs), *ro = NULL;
         off_t whole;
 
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
         put(s, "sess_b", PROTO_KIND_EXPIRE, T_MTIME, 2);
-        tomb_store_close(s);
+        state_close(s);
         whole = journal_size();
         append_raw("T 1 1700000000123456789 00000000000");   /* crash mid-append */
 
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, true, &ro), 0);
+        cr_assert_eq(state_open(dir, on_load, &rs, true, &ro), 0);
         cr_assert_eq(rs.n, 2);
-        tomb_store_close(ro);
+        state_close(ro);
         recs_free(&rs);
         cr_assert_gt(journal_size(), whole, "readonly leaves the file alone");
 
@@ -373,10 +373,10 @@ Test(tomb, torn_last_line_ignored) {
 
 Test(tomb, torn_delete_is_not_applied) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
 
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        tomb_store_close(s);
+        state_close(s);
         append_raw("D sess_a");   /* no newline: never completed */
 
         rs = reload();
@@ -389,11 +389,11 @@ Test(tomb, torn_delete_is_not_applied) {
  * must not be glued onto the torn line and lost. */
 Test(tomb, torn_last_line_then_append) {
         struct recs rs = { 0 };
-        struct tomb_store *s;
+        struct state *s;
 
         s = open_w(&rs);
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        tomb_store_close(s);
+        state_close(s);
         append_raw("T 1 17000000001234");
 
         s = open_w(&rs);
@@ -402,7 +402,7 @@ Test(tomb, torn_last_line_then_append) {
         put(s, "sess_b", PROTO_KIND_DESTROY, T_MTIME + 1, 2);
         del(s, "sess_a");
         put(s, "sess_c", PROTO_KIND_EXPIRE, T_MTIME + 2, 3);
-        tomb_store_close(s);
+        state_close(s);
 
         rs = reload();
         cr_assert_null(find(&rs, "sess_a"), "the delete after the crash holds");
@@ -414,10 +414,10 @@ Test(tomb, torn_last_line_then_append) {
 
 Test(tomb, garbage_lines_skipped) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
 
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        tomb_store_close(s);
+        state_close(s);
         append_raw("hello world\n"
                    "\n"
                    "T\n"
@@ -432,13 +432,98 @@ Test(tomb, garbage_lines_skipped) {
                    "\x01\x02\xff\n");
         s = open_w(&rs);
         put(s, "sess_b", PROTO_KIND_EXPIRE, T_MTIME, 2);
-        tomb_store_close(s);
+        state_close(s);
         recs_free(&rs);
 
         rs = reload();
-        cr_assert_eq(rs.n, 2, "%zu loaded", rs.n);
+        cr_assert_eq(rs.n, 3, "%zu loaded", rs.n);
         assert_rec(&rs, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
         assert_rec(&rs, "sess_b", PROTO_KIND_EXPIRE, T_MTIME, 2);
+        /* Kind 0 is a live file record, valid since the journal holds them. */
+        assert_rec(&rs, "sess_kind0", PROTO_KIND_FILE, 1, 1);
+        recs_free(&rs);
+}
+
+/* ---- live files, boot id, runtime compaction ---- */
+
+Test(tomb, live_file_records_roundtrip_and_lose_to_later_records) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+
+        put(s, "sess_f", PROTO_KIND_FILE, T_MTIME, 7);
+        put(s, "sess_g", PROTO_KIND_FILE, T_MTIME, 8);
+        put(s, "sess_g", PROTO_KIND_DESTROY, T_MTIME + 1, 0);
+        cr_assert_eq(state_sync(s), 0);
+        state_close(s);
+        recs_free(&rs);
+        rs = reload();
+        cr_assert_eq(rs.n, 2);
+        assert_rec(&rs, "sess_f", PROTO_KIND_FILE, T_MTIME, 7);
+        assert_rec(&rs, "sess_g", PROTO_KIND_DESTROY, T_MTIME + 1, 0);
+        recs_free(&rs);
+}
+
+Test(tomb, new_boot_only_on_first_open_since_boot) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+        char path[300];
+        FILE *f;
+
+        cr_assert(state_new_boot(s), "no boot id kept yet: a new boot");
+        state_close(s);
+        s = open_w(&rs);
+        cr_assert_not(state_new_boot(s), "same boot");
+        state_close(s);
+        snprintf(path, sizeof(path), "%s/boot_id", dir);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs("00000000-0000-0000-0000-000000000000\n", f);
+        fclose(f);
+        s = open_w(&rs);
+        cr_assert(state_new_boot(s), "another boot id was kept: the machine rebooted");
+        state_close(s);
+        recs_free(&rs);
+}
+
+struct iter { int i, n; char names[8][32]; };
+
+static int iter_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
+        struct iter *it = ctx;
+
+        if (it->i >= it->n)
+                return 0;
+        *name = it->names[it->i];
+        *kind = it->i % 2 ? PROTO_KIND_DESTROY : PROTO_KIND_FILE;
+        *v = (struct proto_ver){ T_MTIME + (uint64_t)it->i, (uint64_t)it->i };
+        *made = 42;
+        it->i++;
+        return 1;
+}
+
+Test(tomb, runtime_compaction_rewrites_from_callers_records) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+        struct iter it = { .n = 4 };
+        char name[32];
+
+        for (int i = 0; i < 10000; i++) {
+                snprintf(name, sizeof(name), "sess_x%d", i % 10);
+                put(s, name, PROTO_KIND_FILE, T_MTIME + (uint64_t)i, (uint64_t)i);
+        }
+        cr_assert(state_want_compact(s, 10), "10000 records for 10 live");
+        cr_assert_not(state_want_compact(s, 9000));
+        for (int i = 0; i < it.n; i++)
+                snprintf(it.names[i], sizeof(it.names[i]), "sess_k%d", i);
+        cr_assert_eq(state_compact(s, iter_next, &it), 0);
+        cr_assert_not(state_want_compact(s, 4));
+        put(s, "sess_after", PROTO_KIND_EXPIRE, T_MTIME, 9);
+        state_close(s);
+        recs_free(&rs);
+        rs = reload();
+        cr_assert_eq(rs.n, 5, "%zu loaded", rs.n);
+        assert_rec(&rs, "sess_k0", PROTO_KIND_FILE, T_MTIME, 0);
+        assert_rec(&rs, "sess_k1", PROTO_KIND_DESTROY, T_MTIME + 1, 1);
+        assert_rec(&rs, "sess_after", PROTO_KIND_EXPIRE, T_MTIME, 9);
         recs_free(&rs);
 }
 
@@ -446,25 +531,25 @@ Test(tomb, garbage_lines_skipped) {
 
 Test(tomb, second_writer_busy) {
         struct recs rs = { 0 };
-        struct tomb_store *s1 = open_w(&rs), *s2 = NULL;
+        struct state *s1 = open_w(&rs), *s2 = NULL;
 
         put(s1, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, false, &s2), -EBUSY);
+        cr_assert_eq(state_open(dir, on_load, &rs, false, &s2), -EBUSY);
         cr_assert_null(s2, "*ret written only on success");
         cr_assert_eq(rs.n, 0, "a refused open loads nothing");
-        tomb_store_close(s1);
+        state_close(s1);
 
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, false, &s2), 0);
+        cr_assert_eq(state_open(dir, on_load, &rs, false, &s2), 0);
         cr_assert_not_null(s2);
         cr_assert_eq(rs.n, 1);
         assert_rec(&rs, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        tomb_store_close(s2);
+        state_close(s2);
         recs_free(&rs);
 }
 
 Test(tomb, readonly_beside_writer) {
         struct recs rs = { 0 }, ro_rs = { 0 };
-        struct tomb_store *w = open_w(&rs), *ro = NULL;
+        struct state *w = open_w(&rs), *ro = NULL;
         struct proto_ver v = { 1, 2 };
         off_t size;
 
@@ -473,19 +558,19 @@ Test(tomb, readonly_beside_writer) {
         del(w, "sess_b");
         size = journal_size();
 
-        cr_assert_eq(tomb_store_open(dir, on_load, &ro_rs, true, &ro), 0, "readonly needs no lock");
+        cr_assert_eq(state_open(dir, on_load, &ro_rs, true, &ro), 0, "readonly needs no lock");
         cr_assert_not_null(ro);
         cr_assert_eq(ro_rs.n, 1, "sees what the writer appended");
         assert_rec(&ro_rs, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        cr_assert_eq(tomb_store_put(ro, "sess_c", PROTO_KIND_DESTROY, &v), -EROFS);
-        cr_assert_eq(tomb_store_del(ro, "sess_a"), -EROFS);
-        cr_assert_eq(tomb_store_sync(ro), 0);
-        tomb_store_close(ro);
+        cr_assert_eq(state_put(ro, "sess_c", PROTO_KIND_DESTROY, &v), -EROFS);
+        cr_assert_eq(state_del(ro, "sess_a"), -EROFS);
+        cr_assert_eq(state_sync(ro), 0);
+        state_close(ro);
         cr_assert_eq(journal_size(), size, "readonly wrote nothing");
 
         /* The writer carries on undisturbed. */
         put(w, "sess_d", PROTO_KIND_DESTROY, T_MTIME, 4);
-        tomb_store_close(w);
+        state_close(w);
         recs_free(&ro_rs);
         rs = reload();
         cr_assert_eq(rs.n, 2);
@@ -496,75 +581,75 @@ Test(tomb, readonly_beside_writer) {
 
 Test(tomb, readonly_takes_no_lock) {
         struct recs rs = { 0 };
-        struct tomb_store *ro = NULL, *w;
+        struct state *ro = NULL, *w;
 
-        tomb_store_close(open_w(&rs));   /* the journal exists */
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, true, &ro), 0);
+        state_close(open_w(&rs));   /* the journal exists */
+        cr_assert_eq(state_open(dir, on_load, &rs, true, &ro), 0);
         w = open_w(&rs);   /* a daemon may start beside a --full-sync */
-        tomb_store_close(w);
-        tomb_store_close(ro);
+        state_close(w);
+        state_close(ro);
         recs_free(&rs);
 }
 
 Test(tomb, readonly_missing_state_dir) {
         struct recs rs = { 0 };
-        struct tomb_store *ro = NULL;
+        struct state *ro = NULL;
         struct proto_ver v = { 1, 2 };
         char missing[128];
         struct stat st;
 
         snprintf(missing, sizeof(missing), "%s/nope", dir);
-        cr_assert_eq(tomb_store_open(missing, on_load, &rs, true, &ro), 0);
+        cr_assert_eq(state_open(missing, on_load, &rs, true, &ro), 0);
         cr_assert_not_null(ro);
         cr_assert_eq(rs.n, 0);
-        cr_assert_eq(tomb_store_put(ro, "sess_a", PROTO_KIND_DESTROY, &v), -EROFS);
-        cr_assert_eq(tomb_store_del(ro, "sess_a"), -EROFS);
-        cr_assert_eq(tomb_store_sync(ro), 0);
-        tomb_store_close(ro);
+        cr_assert_eq(state_put(ro, "sess_a", PROTO_KIND_DESTROY, &v), -EROFS);
+        cr_assert_eq(state_del(ro, "sess_a"), -EROFS);
+        cr_assert_eq(state_sync(ro), 0);
+        state_close(ro);
         cr_assert_neq(stat(missing, &st), 0, "readonly creates nothing");
 
         /* An existing dir without a journal: empty too, and still nothing
          * created. */
         ro = NULL;
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, true, &ro), 0);
+        cr_assert_eq(state_open(dir, on_load, &rs, true, &ro), 0);
         cr_assert_eq(rs.n, 0);
-        tomb_store_close(ro);
+        state_close(ro);
         cr_assert_neq(stat(journal, &st), 0);
 }
 
 Test(tomb, writer_missing_state_dir) {
-        struct tomb_store *s = NULL;
+        struct state *s = NULL;
         char missing[128];
 
         snprintf(missing, sizeof(missing), "%s/nope", dir);
-        cr_assert_eq(tomb_store_open(missing, NULL, NULL, false, &s), -ENOENT);
+        cr_assert_eq(state_open(missing, NULL, NULL, false, &s), -ENOENT);
         cr_assert_null(s);
 }
 
 Test(tomb, null_callback_and_close) {
-        struct tomb_store *s = NULL;
+        struct state *s = NULL;
 
-        cr_assert_eq(tomb_store_open(dir, NULL, NULL, false, &s), 0);
+        cr_assert_eq(state_open(dir, NULL, NULL, false, &s), 0);
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        tomb_store_close(s);
+        state_close(s);
         s = NULL;
-        cr_assert_eq(tomb_store_open(dir, NULL, NULL, false, &s), 0);
-        tomb_store_close(s);
-        tomb_store_close(NULL);
-        cr_assert_eq(tomb_store_sync(NULL), 0);
+        cr_assert_eq(state_open(dir, NULL, NULL, false, &s), 0);
+        state_close(s);
+        state_close(NULL);
+        cr_assert_eq(state_sync(NULL), 0);
 }
 
 Test(tomb, sync) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
 
-        cr_assert_eq(tomb_store_sync(s), 0, "nothing to sync");
+        cr_assert_eq(state_sync(s), 0, "nothing to sync");
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        cr_assert_eq(tomb_store_sync(s), 0);
-        cr_assert_eq(tomb_store_sync(s), 0);
+        cr_assert_eq(state_sync(s), 0);
+        cr_assert_eq(state_sync(s), 0);
         del(s, "sess_a");
-        cr_assert_eq(tomb_store_sync(s), 0);
-        tomb_store_close(s);
+        cr_assert_eq(state_sync(s), 0);
+        state_close(s);
 }
 
 /* ---- compaction at open ---- */
@@ -572,7 +657,7 @@ Test(tomb, sync) {
 Test(tomb, compaction_shrinks_and_keeps) {
         struct model m = { 0 };
         struct recs rs = { 0 }, before = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         off_t big, small;
         struct stat st;
         char newf[128];
@@ -584,20 +669,20 @@ Test(tomb, compaction_shrinks_and_keeps) {
                 model_put(&m, s, 10 + k % 50, PROTO_KIND_EXPIRE, T_MTIME);
                 model_del(&m, s, 10 + k % 50);
         }
-        tomb_store_close(s);
+        state_close(s);
         big = journal_size();
 
         s = open_w(&before);   /* compacts */
         model_check(&m, &before);
         small = journal_size();
         cr_assert_lt(small, big, "compacted: %lld -> %lld bytes", (long long)small, (long long)big);
-        snprintf(newf, sizeof(newf), "%s/tombstones.new", dir);
+        snprintf(newf, sizeof(newf), "%s/journal.new", dir);
         cr_assert_neq(stat(newf, &st), 0, "no temp file left");
 
         /* The writer appends to the new journal, not the replaced one. */
         model_put(&m, s, 42, PROTO_KIND_EXPIRE, 4242);
         model_del(&m, s, 3);
-        tomb_store_close(s);
+        state_close(s);
         cr_assert_gt(journal_size(), small);
 
         rs = reload();
@@ -615,7 +700,7 @@ Test(tomb, compaction_shrinks_and_keeps) {
 
 Test(tomb, compaction_to_empty) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         char name[32];
 
         for (int i = 0; i < 40; i++) {
@@ -623,7 +708,7 @@ Test(tomb, compaction_to_empty) {
                 put(s, name, PROTO_KIND_DESTROY, T_MTIME, 1);
                 del(s, name);
         }
-        tomb_store_close(s);
+        state_close(s);
         rs = reload();
         cr_assert_eq(rs.n, 0);
         cr_assert_eq(journal_size(), 0, "no live records: an empty journal");
@@ -632,7 +717,7 @@ Test(tomb, compaction_to_empty) {
 
 Test(tomb, no_compaction_below_threshold) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs);
+        struct state *s = open_w(&rs);
         char name[32];
         off_t size;
 
@@ -642,7 +727,7 @@ Test(tomb, no_compaction_below_threshold) {
                 snprintf(name, sizeof(name), "sess_%d", i);
                 del(s, name);
         }
-        tomb_store_close(s);
+        state_close(s);
         size = journal_size();
         rs = reload();
         cr_assert_eq(rs.n, 1);
@@ -652,7 +737,7 @@ Test(tomb, no_compaction_below_threshold) {
 
 Test(tomb, readonly_never_compacts) {
         struct recs rs = { 0 };
-        struct tomb_store *s = open_w(&rs), *ro = NULL;
+        struct state *s = open_w(&rs), *ro = NULL;
         char name[32];
         off_t size;
 
@@ -662,12 +747,12 @@ Test(tomb, readonly_never_compacts) {
                 del(s, name);
         }
         put(s, "sess_keep", PROTO_KIND_EXPIRE, T_MTIME, 7);
-        tomb_store_close(s);
+        state_close(s);
         size = journal_size();
-        cr_assert_eq(tomb_store_open(dir, on_load, &rs, true, &ro), 0);
+        cr_assert_eq(state_open(dir, on_load, &rs, true, &ro), 0);
         cr_assert_eq(rs.n, 1);
         assert_rec(&rs, "sess_keep", PROTO_KIND_EXPIRE, T_MTIME, 7);
-        tomb_store_close(ro);
+        state_close(ro);
         cr_assert_eq(journal_size(), size);
         recs_free(&rs);
 }
