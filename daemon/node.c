@@ -53,10 +53,6 @@ static struct ent *vec_pop(struct ent_vec *v) {
         return e;
 }
 
-static size_t vec_len(const struct ent_vec *v) {
-        return v->n - v->head;
-}
-
 static int64_t on_busy_timer(struct loop *l, void *ctx) {
         struct node *n = ctx;
         struct ent *e;
@@ -107,13 +103,14 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->turn = 1;
         n->peers = calloc(np, sizeof(*n->peers));
         n->dirty = calloc(np, sizeof(*n->dirty));
+        n->n_dirty = calloc(np, sizeof(*n->n_dirty));
         n->delay = calloc(np, sizeof(*n->delay));
         n->n_delay = calloc(np, sizeof(*n->n_delay));
         n->cap_delay = calloc(np, sizeof(*n->cap_delay));
         n->stats = calloc(np, sizeof(*n->stats));
         n->busy_timer = loop_timer_new(l, on_busy_timer, n);
         n->delay_timer = loop_timer_new(l, on_delay_timer, n);
-        if (!n->peers || !n->dirty || !n->delay || !n->n_delay || !n->cap_delay || !n->stats ||
+        if (!n->peers || !n->dirty || !n->n_dirty || !n->delay || !n->n_delay || !n->cap_delay || !n->stats ||
             !n->busy_timer || !n->delay_timer) {
                 node_free(n);
                 return -ENOMEM;
@@ -150,6 +147,7 @@ void node_free(struct node *n) {
         free(n->busy.v);
         free(n->turn_reads.v);
         free(n->dirty);
+        free(n->n_dirty);
         free(n->delay);
         free(n->n_delay);
         free(n->cap_delay);
@@ -198,6 +196,15 @@ void node_mark_dirty(struct node *n, struct ent *e, size_t idx) {
                 return;
         }
         e->peer[idx].dirty = true;
+        n->n_dirty[idx]++;
+}
+
+void node_clear_dirty(struct node *n, struct ent *e, size_t idx) {
+        /* Left in the vector; node_next_dirty skips it. */
+        if (e->peer[idx].dirty) {
+                e->peer[idx].dirty = false;
+                n->n_dirty[idx]--;
+        }
 }
 
 void node_mark_all(struct node *n, struct ent *e) {
@@ -229,15 +236,19 @@ void node_delay(struct node *n, struct ent *e, size_t idx, uint64_t ms) {
 }
 
 struct ent *node_next_dirty(struct node *n, size_t idx) {
-        struct ent *e = vec_pop(&n->dirty[idx]);
+        struct ent *e;
 
-        if (e)
+        while ((e = vec_pop(&n->dirty[idx])) && !e->peer[idx].dirty)
+                ;
+        if (e) {
                 e->peer[idx].dirty = false;
+                n->n_dirty[idx]--;
+        }
         return e;
 }
 
 size_t node_pending(const struct node *n, size_t idx) {
-        return vec_len(&n->dirty[idx]) + n->n_delay[idx];
+        return n->n_dirty[idx] + n->n_delay[idx];
 }
 
 void node_check(struct node *n, const char *name) {

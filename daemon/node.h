@@ -88,7 +88,8 @@ struct node {
 
         struct peer **peers;            /* n_peers, conf order */
         size_t n_peers;
-        struct ent_vec *dirty;          /* per peer */
+        struct ent_vec *dirty;          /* per peer; may hold cleared entries, skipped */
+        size_t *n_dirty;                /* per peer: entries whose dirty bit is set */
         struct node_delay **delay;      /* per peer, unsorted */
         size_t *n_delay, *cap_delay;
         struct loop_timer *delay_timer;
@@ -116,6 +117,8 @@ void node_run_checks(struct node *n);
 void node_mark_dirty(struct node *n, struct ent *e, size_t idx);
 void node_mark_all(struct node *n, struct ent *e);
 void node_delay(struct node *n, struct ent *e, size_t idx, uint64_t ms);
+/* Take e out of peer idx's dirty set (catch-up found the peer has it). */
+void node_clear_dirty(struct node *n, struct ent *e, size_t idx);
 /* Next dirty entry for peer idx, or NULL. The dirty bit is cleared. */
 struct ent *node_next_dirty(struct node *n, size_t idx);
 size_t node_pending(const struct node *n, size_t idx);

@@ -55,8 +55,11 @@ static const char *pname(const struct peer *p) {
         return p->cp->name;
 }
 
-static void down(struct peer *p, const char *why) {
+static void down(struct peer *p, const char *reason) {
         bool was_up = p->state == PEER_READY;
+        char why[sizeof(p->last_error)];
+
+        snprintf(why, sizeof(why), "%s", reason);   /* reason may be p->last_error itself */
 
         if (strcmp(p->last_error, why) != 0 || was_up)
                 log_warn("peer \"%s\": %s%s", pname(p), why, p->once ? "" : "; will retry");
@@ -140,6 +143,8 @@ static void inv_entry(struct peer *p, const struct proto_inv_ent *ie) {
         ep->full = false;
         if (node_state_beats(e->kind, &e->ver, ie->kind, &ie->ver))
                 node_mark_dirty(p->node, e, p->idx);
+        else
+                node_clear_dirty(p->node, e, p->idx);   /* it has this or better already */
 }
 
 static size_t finish_catchup(struct peer *p) {
