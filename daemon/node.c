@@ -15,7 +15,7 @@
 
 /* Below this a whole file is never larger than a delta: keep no signature. */
 #define NODE_DELTA_MIN 512
-#define NODE_BUSY_MS 20
+#define NODE_BUSY_MS 5 /* PHP holds the lock for one request: poll soon, cheaply */
 
 static int vec_push(struct ent_vec *v, struct ent *e) {
         if (v->n == v->cap) {

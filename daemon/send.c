@@ -9,7 +9,7 @@
 #include "lib/delta.h"
 #include "proto/msg.h"
 
-#define SEND_BUSY_MS 20
+#define SEND_BUSY_MS 5
 
 /* Bytes a whole-file frame for this entry would take: the yardstick of
  * bytes_full, so 1 - bytes_sent/bytes_full is what deltas and touches saved. */

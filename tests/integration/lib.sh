@@ -242,6 +242,14 @@ _it_stop_tree() {
 # it_track_pid PID: have it_cleanup stop PID (e.g. a load generator).
 it_track_pid() { IT_EXTRA_PIDS+=("$1"); }
 
+# it_mount_tmpfs DIR SIZE: mount a private tmpfs on DIR (root only); cleanup
+# unmounts it after every process is stopped. Returns 1 if it cannot mount.
+IT_MOUNTS=()
+it_mount_tmpfs() {
+	mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$1" 2>/dev/null || return 1
+	IT_MOUNTS+=("$1")
+}
+
 it_cleanup() {
 	local rc=$? i p f
 	trap - EXIT INT TERM
@@ -265,6 +273,9 @@ it_cleanup() {
 				done
 			done
 		fi
+		for f in "${IT_MOUNTS[@]}"; do
+			umount "$f" 2>/dev/null || umount -l "$f" 2>/dev/null
+		done
 		if [[ ${KEEP:-0} == 1 ]]; then
 			echo "# KEEP=1: left $T"
 		else
