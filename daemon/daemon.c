@@ -40,11 +40,6 @@ int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
         d->conf = c;
         d->dirfd = -1;
         d->sigfd = -1;
-        if (c->session_depth > 0) {
-                log_error("session_dir \"%u;%s\": PHP's N;/path layout is not supported; use a flat directory",
-                          c->session_depth, c->session_dir);
-                return -ENOTSUP;
-        }
         d->dirfd = sess_dir_open(c->session_dir);
         if (d->dirfd < 0) {
                 log_error("session_dir \"%s\": %s", c->session_dir, strerror(-d->dirfd));

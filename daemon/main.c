@@ -100,6 +100,17 @@ int main(int argc, char **argv) {
         }
         if ((code = load(path, &conf)) != 0)
                 return code;
+        /* PHP's "N;/path" spreads sessions over N levels of directories. We
+         * refuse it rather than watch thousands of directories: a flat
+         * tmpfs directory holds any number of sessions well, and wire names
+         * stay one path component. --serve does not touch the directory. */
+        if (conf->session_depth > 0 && cmd != CMD_SERVE) {
+                fprintf(stderr, "%s: session_dir: PHP's \"%u;%s\" layout (sessions in %u levels of subdirectories) is "
+                        "not supported; use a flat directory in php.ini and here\n",
+                        path, conf->session_depth, conf->session_dir, conf->session_depth);
+                conf_free(conf);
+                return 2;
+        }
         log_set_level(conf->log_level);
         {
                 char ident[96];
