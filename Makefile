@@ -38,7 +38,7 @@ $(BUILD)/sessyncd: $(MAIN_OBJ) $(CORE_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 sessyncd: $(BUILD)/sessyncd
-	cp $< $@
+	cp -f $< $@
 
 $(BUILD)/tests/%: tests/%.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)

@@ -1,0 +1,108 @@
+# The failover story, told by `make demo` and checked by t_failover.sh.
+# Sourced after lib.sh and lib_web.sh; every step prints what happened and how
+# long it took, and every expectation is an ok/fail check.
+#
+#   HAProxy (cookie stickiness) -> php -S on n1, n2, n3, each with its own
+#   session directory, sessyncd and sshd.
+#   alice logs in (lands on n1) and clicks; n1 is stopped; her next click
+#   lands on n2, still logged in, counter intact; she logs out on n2; n1 comes
+#   back and she is logged out there too.
+
+story_say() { printf '%s\n' "${STORY_BOLD:-}== $*${STORY_PLAIN:-}"; }
+story_step() { printf '   %s\n' "$*"; }
+
+# expect BODY PATTERN DESC
+story_expect() {
+	if [[ $1 =~ $2 ]]; then
+		ok "$3"
+	else
+		fail "$3 (got: ${1:-nothing})"
+	fi
+}
+
+failover_story() {
+	local body t0 ms sid i
+
+	story_say "cluster: HAProxy + 3 PHP nodes on 127.0.0.1, each with its own sessions, sshd and sessyncd"
+	cluster_create 3 >/dev/null || it_abort "cluster setup failed"
+	cluster_start >/dev/null || it_abort "cluster did not start"
+	for i in 1 2 3; do web_start "$i" || it_abort "php -S on n$i did not start"; done
+	lb_start 3 || it_abort "haproxy did not start"
+	for i in 1 2 3; do
+		story_step "n$i: web 127.0.0.1:$(web_port "$i"), sshd 127.0.0.1:$(node_port "$i"), sessions $(node_sessions "$i")"
+	done
+	story_step "load balancer: http://127.0.0.1:$(lb_port)/ (sticky cookie SRV)"
+	wait_until 10 bash -c "[ \$('$SESSYNCD' -c '$(node_conf 1)' --status --json | grep -o '\"connected\": true' | wc -l) -eq 2 ]" ||
+		it_abort "n1's sessyncd did not connect to its peers"
+
+	story_say "alice logs in"
+	t0=$(now_ms)
+	body=$(user_get login "&user=alice")
+	story_step "$body ($(( $(now_ms) - t0 )) ms)"
+	story_expect "$body" "node=n1 logged-in user=alice" "alice logged in on n1"
+	sid=$(user_sid)
+	for i in 1 2 3; do
+		t0=$(now_ms)
+		body=$(user_get page)
+		story_step "click $i: $body ($(( $(now_ms) - t0 )) ms)"
+	done
+	story_expect "$body" "node=n1 user=alice counter=3" "three clicks on n1"
+	t0=$(now_ms)
+	if wait_until 5 files_equal "$(node_sess_file 1 "$sid")" "$(node_sess_file 2 "$sid")"; then
+		story_step "her session is on n2 (same bytes, same mtime), checked $(( $(now_ms) - t0 )) ms after the click"
+		ok "session replicated to n2"
+	else
+		fail "session replicated to n2"
+	fi
+
+	story_say "n1 goes down (web server, sessyncd and sshd stopped)"
+	web_stop 1
+	daemon_stop 1 >/dev/null
+	sshd_stop 1
+	t0=$(now_ms)
+	body=$(user_get page)
+	ms=$(( $(now_ms) - t0 ))
+	story_step "next click: $body"
+	story_step "from n1 being down to her next successful page: $ms ms (HAProxy retried n2)"
+	echo "# measured: failover from n1 being down to the next successful request on n2: $ms ms"
+	story_expect "$body" "node=n2 user=alice counter=4" "after failover: still alice on n2, counter intact"
+	body=$(user_get page)
+	story_step "and again: $body"
+	story_expect "$body" "node=n2 user=alice counter=5" "stays on n2"
+
+	story_say "alice logs out on n2"
+	t0=$(now_ms)
+	body=$(user_get logout)
+	story_step "$body"
+	story_expect "$body" "node=n2 logged-out user=alice" "logged out on n2"
+	if wait_until 5 test ! -e "$(node_sess_file 3 "$sid")"; then
+		story_step "her session is gone from n3 $(( $(now_ms) - t0 )) ms later"
+		ok "logout replicated to n3"
+	else
+		fail "logout replicated to n3"
+	fi
+	story_step "n1 is down and still holds her session: $(test -e "$(node_sess_file 1 "$sid")" && echo yes || echo no)"
+
+	story_say "n1 comes back: sshd and sessyncd first, then the web server"
+	t0=$(now_ms)
+	sshd_start 1 >/dev/null
+	daemon_start 1 >/dev/null
+	if wait_until 10 test ! -e "$(node_sess_file 1 "$sid")"; then
+		story_step "catch-up removed her stale session from n1 in $(( $(now_ms) - t0 )) ms (n2's tombstone beat n1's copy)"
+		ok "logout reached n1 when it came back"
+	else
+		fail "logout reached n1 when it came back"
+	fi
+	web_start 1 || fail "php -S on n1 restarted"
+	body=$(user_get_node 1 page)
+	story_step "her old cookie, straight to n1: $body"
+	story_expect "$body" "node=n1 not-logged-in" "logged out on n1 too"
+	sleep 1
+	for i in 1 2 3; do
+		[[ -e $(node_sess_file "$i" "$sid") && -s $(node_sess_file "$i" "$sid") ]] && fail "n$i has alice's session again"
+	done
+	ok "no node brought her session back"
+
+	story_say "sessyncd --status on n2"
+	"$SESSYNCD" -c "$(node_conf 2)" --status | sed 's/^/   /'
+}
