@@ -39,6 +39,7 @@ struct ent_peer {
         bool full;              /* next send is the whole file (after a NEED_FULL) */
         bool delayed;           /* in the peer's delay list */
         bool missing;           /* catch-up: not (yet) seen in the peer's inventory */
+        uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
 };
 
 struct ent {

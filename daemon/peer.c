@@ -201,6 +201,7 @@ static void on_ack(struct peer *p, const struct proto_msg *m) {
         ep = &e->peer[p->idx];
         switch (m->status) {
         case PROTO_ST_OK:
+                ep->busy_tries = 0;
                 st->applied++;
                 ep->has = m->ver;
                 ep->has_kind = m->kind;
@@ -218,14 +219,20 @@ static void on_ack(struct peer *p, const struct proto_msg *m) {
                 node_mark_dirty(p->node, e, p->idx);
                 break;
         case PROTO_ST_BUSY:
-                ep->has_kind = ENT_NONE;
-                node_delay(p->node, e, p->idx, PEER_BUSY_RETRY_MS);
+                /* Nothing changed there: it still holds the delta basis, so
+                 * the retry stays a delta (a wrong guess costs one NEED_FULL).
+                 * Back off while a long PHP request holds the lock. */
+                ep->has_kind = e->sig ? PROTO_KIND_FILE : ENT_NONE;
+                ep->has = (struct proto_ver){ 0, e->sig_hash };
+                node_delay(p->node, e, p->idx, PEER_BUSY_RETRY_MS << (ep->busy_tries < 7 ? ep->busy_tries : 7));
+                if (ep->busy_tries < 255)
+                        ep->busy_tries++;
                 break;
         case PROTO_ST_RETRY:
                 st->errors++;
                 ep->has_kind = ENT_NONE;
-                snprintf(p->last_error, sizeof(p->last_error), "\"%s\" could not be applied there (disk full?)",
-                         m->name);
+                snprintf(p->last_error, sizeof(p->last_error),
+                         "\"%s\" could not be applied there, retrying (its log says why: disk full?)", m->name);
                 node_delay(p->node, e, p->idx, PEER_RETRY_MS);
                 break;
         default:

@@ -94,8 +94,11 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
                 return;
         }
-        if (r == -EFBIG) {
-                log_warn("peer \"%s\": \"%s\": the file here is over max_file_size; not replaced", peer, m->name);
+        if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
+                /* Lasting conditions, not worth a retry: refuse for good. */
+                n->stats[idx].errors++;
+                log_warn("peer \"%s\": \"%s\": refused: %s here", peer, m->name,
+                         r == -EFBIG ? "the file is over max_file_size" : "the name is not a regular file (never followed)");
                 ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
                 return;
         }
