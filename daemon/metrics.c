@@ -43,8 +43,8 @@ static void head(struct proto_wr *wr, const char *name, const char *type, const 
 int metrics_render(const struct node *n, struct proto_wr *wr) {
         head(wr, "sessync_sessions", "gauge", "Session files on this node.");
         put(wr, "sessync_sessions{node=\"%s\"} %zu\n", n->conf->name, n->n_files);
-        head(wr, "sessync_statetones", "gauge", "Deleted sessions remembered so they cannot come back.");
-        put(wr, "sessync_statetones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
+        head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
+        put(wr, "sessync_tombstones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
         PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
                  peer_state(n->peers[i]) == PEER_READY ? 1 : 0);
         PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
