@@ -26,14 +26,15 @@
 #define HOUSEKEEPING_MS 60000
 #define METRICS_MS 5000
 
-/* --full-sync reads tombstones only: it cannot persist what it would infer
- * from the journal's live files, and a running daemon does that anyway. */
+/* Beside a running daemon, --full-sync reads tombstones only: it cannot
+ * persist what it would infer from the journal's live files, and the
+ * daemon does that itself. */
 static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
         if (kind != PROTO_KIND_FILE)
                 node_load_record(ctx, name, kind, v, made_ns);
 }
 
-int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
+int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
         int r;
 
         memset(d, 0, sizeof(*d));
@@ -45,7 +46,7 @@ int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
                 log_error("session_dir \"%s\": %s", c->session_dir, strerror(-d->dirfd));
                 return d->dirfd;
         }
-        if (!readonly_state && mkdir(c->state_dir, 0700) < 0 && errno != EEXIST) {
+        if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST && mode == DMN_STATE_WRITE) {
                 r = -errno;
                 log_error("state_dir \"%s\": %s", c->state_dir, strerror(-r));
                 return r;
@@ -55,14 +56,21 @@ int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state) {
                 return -ENOMEM;
         if ((r = node_new(c, d->loop, d->dirfd, &d->node)) < 0)
                 return r;
-        r = state_open(c->state_dir, readonly_state ? on_tomb_loaded : node_load_record, d->node, readonly_state,
-                       &d->state);
+        r = state_open(c->state_dir, node_load_record, d->node, false, &d->state);
+        if (r < 0 && mode == DMN_STATE_TRY) {
+                /* The daemon runs and owns the state (or we may not lock
+                 * it): read its tombstones. */
+                state_close(d->state);
+                d->state = NULL;
+                d->state_readonly = true;
+                r = state_open(c->state_dir, on_tomb_loaded, d->node, true, &d->state);
+        }
         if (r < 0) {
-                log_error("tombstones in \"%s\": %s", c->state_dir,
-                          r == -EBUSY ? "another sessyncd holds them (one daemon per state_dir)" : strerror(-r));
+                log_error("state in \"%s\": %s", c->state_dir,
+                          r == -EBUSY ? "another sessyncd holds it (one daemon per state_dir)" : strerror(-r));
                 return r;
         }
-        if (!readonly_state)
+        if (!d->state_readonly)
                 d->node->state = d->state;
         for (size_t i = 0; i < c->n_peers; i++)
                 if ((r = peer_new(d->node, i, &d->node->peers[i])) < 0)
@@ -182,8 +190,8 @@ static bool dir_has_sessions(struct dmn *d) {
 /* Files the journal lists but the directory lacks were deleted while we were
  * down: node_scan turns them into tombstones, unless the machine rebooted
  * or the directory was wiped, where absence means nothing. */
-static void judge_journal(struct dmn *d) {
-        if (d->node->n_files == 0)
+void dmn_judge_journal(struct dmn *d) {
+        if (d->node->n_files == 0 || d->state_readonly)
                 return;
         if (state_new_boot(d->state)) {
                 log_info("first start since boot: %zu session(s) known from before are not taken as deleted; "
@@ -229,7 +237,7 @@ int daemon_run(const struct conf *c) {
         struct dmn d;
         int r, code = 1;
 
-        if ((r = dmn_open(&d, c, false)) < 0)
+        if ((r = dmn_open(&d, c, DMN_STATE_WRITE)) < 0)
                 goto out;
         if ((r = dmn_signals(&d)) < 0) {
                 log_error("signals: %s", strerror(-r));
@@ -240,7 +248,7 @@ int daemon_run(const struct conf *c) {
                 log_error("cannot watch \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
         }
-        judge_journal(&d);
+        dmn_judge_journal(&d);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;

@@ -20,6 +20,7 @@ struct dmn {
         struct loop *loop;
         struct node *node;
         struct state *state;
+        bool state_readonly;            /* --full-sync beside a running daemon */
         struct watch *watch;            /* daemon only */
         struct server *server;          /* daemon only */
         int sigfd;
@@ -32,10 +33,18 @@ struct dmn {
         void *ctx;
 };
 
-/* Open the session dir, state, node and peers (not started). With
- * readonly_state the tombstones are read but not locked or written: what
- * --full-sync needs beside a running daemon. Logs its own errors. */
-int dmn_open(struct dmn *d, const struct conf *c, bool readonly_state);
+enum dmn_state_mode {
+        DMN_STATE_WRITE,        /* the daemon: lock the state, or fail */
+        DMN_STATE_TRY,          /* --full-sync: lock it if no daemon does, else read tombstones only */
+};
+
+/* Open the session dir, state, node and peers (not started). Logs its own
+ * errors. */
+int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode);
+/* Before the first scan: files the journal lists are taken as deleted if
+ * missing, unless this is the first start since boot or the directory was
+ * wiped (then they are forgotten). */
+void dmn_judge_journal(struct dmn *d);
 void dmn_close(struct dmn *d);
 int dmn_signals(struct dmn *d);
 void dmn_before_sleep(struct loop *l, void *ctx);

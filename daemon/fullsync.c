@@ -1,9 +1,11 @@
 /* --full-sync and --status: the CLI commands that talk to peers or to the
  * running daemon. --full-sync does not need the daemon: it scans the session
- * directory itself, reads the tombstones without locking them, and pushes
- * over its own SSH connections with the same peer code the daemon uses. The
- * receiving daemons apply with the usual version checks, so running it
- * beside a live daemon is safe. */
+ * directory itself and pushes over its own SSH connections with the same
+ * peer code the daemon uses. Without a daemon it takes the state lock and,
+ * like the daemon at start, turns sessions deleted since the daemon stopped
+ * into tombstones; beside a running daemon it only reads the tombstones
+ * (the daemon handles deletes). The receiving daemons apply with the usual
+ * version checks, so running it beside a live daemon is safe. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +96,9 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
         for (size_t i = 0; i < c->n_peers && n == 0; i++)
                 fs.only[i] = true;
 
-        if ((r = dmn_open(&d, c, true)) < 0)
+        if ((r = dmn_open(&d, c, DMN_STATE_TRY)) < 0)
                 goto out;
+        dmn_judge_journal(&d);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;

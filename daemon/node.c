@@ -434,29 +434,24 @@ void node_end_turn(struct node *n) {
         n->turn++;
 }
 
-/* Journal a live file when it appears, and again when its mtime has moved
- * on by a tenth of the session lifetime: enough to tell a logout from a GC
- * expiry if it vanishes while the daemon is down (local_delete), without a
- * journal write per PHP request. */
-static void journal_file(struct node *n, struct ent *e, const struct proto_ver *v, bool was_file) {
-        uint64_t step = n->conf->session_lifetime_ms * 100000ull;   /* lifetime / 10, in ns */
+/* Journal every new version of a live file: if it vanishes while the
+ * daemon is down, the tombstone made at the next start (local_delete) must
+ * carry the exact version the peers hold, and its age decides logout or
+ * expiry. One short write() per change, no fsync: only a process crash has
+ * to be survived (see lib/state.h). */
+static void journal_file(struct node *n, struct ent *e, const struct proto_ver *v) {
         int r;
 
-        if (!n->state || (was_file && v->mtime_ns < e->jmtime + step && v->mtime_ns >= e->jmtime))
+        if (!n->state)
                 return;
-        if ((r = state_put(n->state, e->name, PROTO_KIND_FILE, v)) < 0) {
+        if ((r = state_put(n->state, e->name, PROTO_KIND_FILE, v)) < 0)
                 log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
-                return;
-        }
-        e->jmtime = v->mtime_ns;
 }
 
 void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
-        bool was_file = e->kind == PROTO_KIND_FILE;
-
-        /* A file that beats a tombstone replaces its journal record. */
-        journal_file(n, e, v, was_file);
-        if (was_file)
+        /* Also replaces a tombstone's record when a newer file beat it. */
+        journal_file(n, e, v);
+        if (e->kind == PROTO_KIND_FILE)
                 n->n_files--;
         else if (e->kind != ENT_NONE)
                 n->n_tombs--;
@@ -558,7 +553,6 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
         e->kind = kind;
         e->ver = *v;
         if (kind == PROTO_KIND_FILE) {
-                e->jmtime = v->mtime_ns;
                 n->n_files++;
         } else {
                 e->tomb_ns = made_ns;
@@ -571,7 +565,6 @@ void node_forget_files(struct node *n) {
                 if (e->kind != PROTO_KIND_FILE)
                         continue;
                 e->kind = ENT_NONE;
-                e->jmtime = 0;
                 n->n_files--;
         }
 }
@@ -587,8 +580,6 @@ static int table_next(void *ctx, const char **name, uint8_t *kind, struct proto_
         *kind = (*cur)->kind;
         *v = (*cur)->ver;
         *made = (*cur)->kind == PROTO_KIND_FILE ? 0 : (*cur)->tomb_ns;
-        if ((*cur)->kind == PROTO_KIND_FILE)
-                (*cur)->jmtime = (*cur)->ver.mtime_ns;
         *cur = (*cur)->hh.next;
         return 1;
 }

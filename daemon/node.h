@@ -47,7 +47,6 @@ struct ent {
         char *name;
         struct proto_ver ver;   /* file: its version; tombstone: see proto_kind */
         uint64_t tomb_ns;       /* tombstone: when it was made here (for tombstone_ttl) */
-        uint64_t jmtime;        /* file: the mtime last written to the state journal */
         uint32_t size;
         uint8_t kind;           /* PROTO_KIND_* or ENT_NONE */
         bool from_peer;         /* recorded version came from an apply: not pushed live */

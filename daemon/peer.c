@@ -47,6 +47,8 @@ struct peer {
         uint64_t hello_ns;
         unsigned seed;
         char last_error[512];
+        bool apply_error;                       /* last_error is about one file, */
+        char apply_error_name[PROTO_NAME_MAX + 1];   /* this one */
 };
 
 static void drive(struct peer *p);
@@ -203,6 +205,9 @@ static void on_ack(struct peer *p, const struct proto_msg *m) {
         case PROTO_ST_OK:
                 ep->busy_tries = 0;
                 st->applied++;
+                if (p->apply_error && strcmp(p->apply_error_name, m->name) == 0)
+                        p->last_error[0] = 0;   /* the file that failed went through */
+                p->apply_error = false;
                 ep->has = m->ver;
                 ep->has_kind = m->kind;
                 break;
@@ -233,6 +238,8 @@ static void on_ack(struct peer *p, const struct proto_msg *m) {
                 ep->has_kind = ENT_NONE;
                 snprintf(p->last_error, sizeof(p->last_error),
                          "\"%s\" could not be applied there, retrying (its log says why: disk full?)", m->name);
+                snprintf(p->apply_error_name, sizeof(p->apply_error_name), "%s", m->name);
+                p->apply_error = true;
                 node_delay(p->node, e, p->idx, PEER_RETRY_MS);
                 break;
         default:

@@ -491,8 +491,10 @@ daemon_start() {
 	"$SESSYNCD" -c "$d/sessync.conf" "$@" </dev/null >>"$d/daemon.log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$d/daemon.pid"
-	if ! _it_wait_start "$pid" test -S "$sock"; then
-		echo "daemon_start $i: no socket $sock after ${IT_START_TIMEOUT}s" >&2
+	# Answering --status, not just a socket file: after a kill -9 the old
+	# socket file is still there.
+	if ! _it_wait_start "$pid" "$SESSYNCD" -c "$d/sessync.conf" --status >/dev/null 2>&1; then
+		echo "daemon_start $i: no answer on $sock after ${IT_START_TIMEOUT}s" >&2
 		tail -n 5 "$d/daemon.log" >&2
 		return 1
 	fi
