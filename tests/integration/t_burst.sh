@@ -18,14 +18,17 @@ set -u -o pipefail
 it_init t_burst
 it_require_daemon
 
-N=${IT_BURST_FILES:-20000}
 WAIT=${IT_WAIT:-60}
 
+# At least 20,000 files, and more than this machine's inotify queue holds
+# (16384 by default) so the overflow really happens; the test never changes
+# the machine's sysctl. Past 120,000 files it would be too slow: then the
+# burst is 20,000 and the overflow is not asserted.
 qmax=$(cat /proc/sys/fs/inotify/max_queued_events 2>/dev/null || echo 16384)
-if ((N <= qmax)); then
-	it_note "SKIP t_burst: fs.inotify.max_queued_events is $qmax, not below the $N files of the burst"
-	exit 77
-fi
+N=${IT_BURST_FILES:-20000}
+((N <= qmax && qmax + 4000 <= 120000)) && N=$((qmax + 4000))
+OVERFLOW=1
+((N <= qmax)) && OVERFLOW=0
 
 cluster_create 2 && cluster_start || it_abort "cluster did not start"
 check "n1 -> n2 connected" wait_until 10 peer_connected 1 n2
@@ -68,8 +71,12 @@ kill -CONT "$pid" || fail "SIGCONT n1's daemon"
 t_cont=$(now_ms)
 ok "n1's daemon thawed (SIGCONT)"
 
-check "n1's daemon logs the inotify overflow" wait_until 10 log_has_since 1 "$mark" 'overflow'
-check "n1's daemon logs the rescan" wait_until 10 log_has_since 1 "$mark" 'rescan'
+if ((OVERFLOW)); then
+	check "n1's daemon logs the inotify overflow" wait_until 10 log_has_since 1 "$mark" 'overflow'
+	check "n1's daemon logs the rescan" wait_until 10 log_has_since 1 "$mark" 'rescan'
+else
+	it_note "fs.inotify.max_queued_events is $qmax: this burst cannot overflow it; not asserted"
+fi
 
 want=$(tree_digest "$(node_sessions 1)")
 count_reached() { [[ $(tree_count "$(node_sessions 2)") -eq $((N + 5)) ]]; }
