@@ -108,4 +108,18 @@ for m in "$repo/man/sessyncd.8" "$repo/man/sessync.conf.5"; do
 done
 check "the example config loads" "$SESSYNCD" -c "$repo/conf/sessync.conf" --check-config
 
+# ---- the systemd unit: valid, sandboxed, restarts on failure
+unit=$repo/conf/sessyncd.service
+for k in ProtectSystem=strict ReadWritePaths= NoNewPrivileges=yes PrivateTmp=yes Restart=on-failure; do
+  check "unit has $k" grep -q "^$k" "$unit"
+done
+if command -v systemd-analyze >/dev/null; then
+  mkdir -p "$T/unit"
+  sed "s|/usr/local/sbin/sessyncd|$SESSYNCD|g" "$unit" >"$T/unit/sessyncd.service"
+  out=$(systemd-analyze verify --man=no "$T/unit/sessyncd.service" 2>&1); rc=$?
+  assert_eq "$rc" 0 "systemd-analyze verify accepts the unit${out:+: $out}"
+else
+  it_note "systemd-analyze not installed: unit syntax not verified"
+fi
+
 it_finish
