@@ -21,6 +21,7 @@
 #include "daemon/serve.h"
 #include "daemon/wire.h"
 #include "lib/conf.h"
+#include "lib/io.h"
 #include "proto/msg.h"
 
 #define FULLSYNC_TIMEOUT_MS 120000
@@ -155,7 +156,7 @@ int daemon_status(const struct conf *c, int json) {
                 fprintf(stderr, "sessyncd: not running (cannot connect to %s: %s)\n", c->socket, strerror(-r));
                 goto out;
         }
-        if ((r = proto_msg_encode(&wr, &m)) < 0 || (r = serve_write_all(fd, wr.buf, wr.len)) < 0)
+        if ((r = proto_msg_encode(&wr, &m)) < 0 || (r = io_write_all(fd, wr.buf, wr.len)) < 0)
                 goto fail;
         proto_wr_reset(&wr);
         for (;;) {

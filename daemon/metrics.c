@@ -3,31 +3,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "daemon/node.h"
 #include "daemon/peer.h"
+#include "lib/io.h"
 #include "proto/buf.h"
 
-static void put(struct proto_wr *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct proto_wr *wr, const char *fmt, ...) {
-        char buf[512];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        if (n > 0)
-                proto_put_bytes(wr, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
 static void head(struct proto_wr *wr, const char *name, const char *type, const char *help) {
-        put(wr, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+        proto_put_fmt(wr, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* One sample per peer; expr_ is evaluated with i the peer's index. Node and peer names are
@@ -36,15 +22,15 @@ static void head(struct proto_wr *wr, const char *name, const char *type, const 
         do {                                                                                                 \
                 head(wr_, metric_, type_, help_);                                                            \
                 for (size_t i = 0; i < (n_)->n_peers; i++)                                                   \
-                        put(wr_, "%s{node=\"%s\",peer=\"%s\"} " fmt_ "\n", metric_, (n_)->conf->name,         \
+                        proto_put_fmt(wr_, "%s{node=\"%s\",peer=\"%s\"} " fmt_ "\n", metric_, (n_)->conf->name,         \
                             (n_)->conf->peers[i].name, expr_);                                               \
         } while (0)
 
 int metrics_render(const struct node *n, struct proto_wr *wr) {
         head(wr, "sessync_sessions", "gauge", "Session files on this node.");
-        put(wr, "sessync_sessions{node=\"%s\"} %zu\n", n->conf->name, n->n_files);
+        proto_put_fmt(wr, "sessync_sessions{node=\"%s\"} %zu\n", n->conf->name, n->n_files);
         head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
-        put(wr, "sessync_tombstones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
+        proto_put_fmt(wr, "sessync_tombstones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
         PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
                  peer_state(n->peers[i]) == PEER_READY ? 1 : 0);
         PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
@@ -70,7 +56,6 @@ int metrics_write(const struct node *n, const char *path) {
         char tmp[4096];
         struct proto_wr wr;
         int fd = -1, r;
-        size_t off = 0;
 
         /* Same directory, then rename: the collector never reads half a file. */
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
@@ -83,16 +68,8 @@ int metrics_write(const struct node *n, const char *path) {
                 r = -errno;
                 goto out;
         }
-        while (off < wr.len) {
-                ssize_t w = write(fd, wr.buf + off, wr.len - off);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = -errno;
-                        goto out;
-                }
-                off += (size_t)w;
-        }
+        if ((r = io_write_all(fd, wr.buf, wr.len)) < 0)
+                goto out;
         if (close(fd) < 0) {
                 fd = -1;
                 r = -errno;

@@ -188,19 +188,24 @@ struct ent *node_ensure(struct node *n, const char *name) {
 }
 
 void node_mark_dirty(struct node *n, struct ent *e, size_t idx) {
-        if (e->peer[idx].dirty || e->peer[idx].delayed)
+        struct ent_peer *ep = &e->peer[idx];
+
+        if (ep->dirty || ep->delayed)
                 return;
-        if (vec_push(&n->dirty[idx], e) < 0) {
-                /* Out of memory: catch-up on the next connect finds it. */
-                log_error("\"%s\": out of memory queueing for a peer; left to catch-up", e->name);
-                return;
+        if (!ep->queued) {
+                if (vec_push(&n->dirty[idx], e) < 0) {
+                        /* Out of memory: catch-up on the next connect finds it. */
+                        log_error("\"%s\": out of memory queueing for a peer; left to catch-up", e->name);
+                        return;
+                }
+                ep->queued = true;
         }
-        e->peer[idx].dirty = true;
+        ep->dirty = true;
         n->n_dirty[idx]++;
 }
 
 void node_clear_dirty(struct node *n, struct ent *e, size_t idx) {
-        /* Left in the vector; node_next_dirty skips it. */
+        /* Stays in the vector (queued) until node_next_dirty skips it. */
         if (e->peer[idx].dirty) {
                 e->peer[idx].dirty = false;
                 n->n_dirty[idx]--;
@@ -238,8 +243,11 @@ void node_delay(struct node *n, struct ent *e, size_t idx, uint64_t ms) {
 struct ent *node_next_dirty(struct node *n, size_t idx) {
         struct ent *e;
 
-        while ((e = vec_pop(&n->dirty[idx])) && !e->peer[idx].dirty)
-                ;
+        while ((e = vec_pop(&n->dirty[idx]))) {
+                e->peer[idx].queued = false;
+                if (e->peer[idx].dirty)
+                        break;
+        }
         if (e) {
                 e->peer[idx].dirty = false;
                 n->n_dirty[idx]--;
@@ -434,6 +442,19 @@ void node_end_turn(struct node *n) {
         n->turn++;
 }
 
+/* Change e's kind, keeping the file and tombstone counts right. */
+static void set_kind(struct node *n, struct ent *e, uint8_t kind) {
+        if (e->kind == PROTO_KIND_FILE)
+                n->n_files--;
+        else if (e->kind != ENT_NONE)
+                n->n_tombs--;
+        if (kind == PROTO_KIND_FILE)
+                n->n_files++;
+        else if (kind != ENT_NONE)
+                n->n_tombs++;
+        e->kind = kind;
+}
+
 /* Journal every new version of a live file: if it vanishes while the
  * daemon is down, the tombstone made at the next start (local_delete) must
  * carry the exact version the peers hold, and its age decides logout or
@@ -451,16 +472,11 @@ static void journal_file(struct node *n, struct ent *e, const struct proto_ver *
 void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
         /* Also replaces a tombstone's record when a newer file beat it. */
         journal_file(n, e, v);
-        if (e->kind == PROTO_KIND_FILE)
-                n->n_files--;
-        else if (e->kind != ENT_NONE)
-                n->n_tombs--;
-        e->kind = PROTO_KIND_FILE;
+        set_kind(n, e, PROTO_KIND_FILE);
         e->ver = *v;
         e->size = (uint32_t)size;
         e->from_peer = from_peer;
         e->tomb_ns = 0;
-        n->n_files++;
         if (e->tturn == n->turn && sess_hash(e->tdata, e->tlen) != v->hash) {
                 free(e->tdata);   /* the turn's cached bytes are not this version */
                 e->tdata = NULL;
@@ -476,16 +492,11 @@ int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct p
                 log_error("\"%s\": cannot persist tombstone: %s", e->name, strerror(-r));
                 return r;
         }
-        if (e->kind == PROTO_KIND_FILE)
-                n->n_files--;
-        else if (e->kind != ENT_NONE)
-                n->n_tombs--;
-        e->kind = kind;
+        set_kind(n, e, kind);
         e->ver = *v;
         e->size = 0;
         e->from_peer = from_peer;
         e->tomb_ns = loop_realtime_ns();
-        n->n_tombs++;
         delta_sig_free(e->sig);
         e->sig = NULL;
         e->sig_hash = 0;
@@ -527,14 +538,12 @@ void node_expire_tombs(struct node *n) {
                 if (e->kind != ENT_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
                         continue;
                 for (size_t i = 0; i < n->n_peers && !held; i++)
-                        held = e->peer[i].dirty || e->peer[i].delayed;
+                        held = e->peer[i].queued || e->peer[i].delayed;   /* still referenced */
                 if (held)
                         continue;
-                if (e->kind != ENT_NONE) {
-                        n->n_tombs--;
-                        if (n->state)
-                                (void)state_del(n->state, e->name);
-                }
+                if (e->kind != ENT_NONE && n->state)
+                        (void)state_del(n->state, e->name);
+                set_kind(n, e, ENT_NONE);
                 HASH_DEL(n->table, e);
                 ent_free(e);
         }
@@ -546,26 +555,16 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
 
         if (!e)
                 return;
-        if (e->kind == PROTO_KIND_FILE)
-                n->n_files--;
-        else if (e->kind != ENT_NONE)
-                n->n_tombs--;
-        e->kind = kind;
+        set_kind(n, e, kind);
         e->ver = *v;
-        if (kind == PROTO_KIND_FILE) {
-                n->n_files++;
-        } else {
+        if (kind != PROTO_KIND_FILE)
                 e->tomb_ns = made_ns;
-                n->n_tombs++;
-        }
 }
 
 void node_forget_files(struct node *n) {
         for (struct ent *e = n->table; e; e = e->hh.next) {
-                if (e->kind != PROTO_KIND_FILE)
-                        continue;
-                e->kind = ENT_NONE;
-                n->n_files--;
+                if (e->kind == PROTO_KIND_FILE)
+                        set_kind(n, e, ENT_NONE);
         }
 }
 

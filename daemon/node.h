@@ -35,7 +35,8 @@ struct state;
 struct ent_peer {
         struct proto_ver has;   /* what the peer holds (or will, once in-flight frames land) */
         uint8_t has_kind;       /* PROTO_KIND_* of that, ENT_NONE if unknown */
-        bool dirty;             /* in the peer's dirty queue */
+        bool dirty;             /* the peer needs this entry */
+        bool queued;            /* in the peer's dirty vector (dirty, or cleared and not yet skipped) */
         bool full;              /* next send is the whole file (after a NEED_FULL) */
         bool delayed;           /* in the peer's delay list */
         bool missing;           /* catch-up: not (yet) seen in the peer's inventory */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/conf.h"
+#include "lib/io.h"
 #include "proto/msg.h"
 
 int serve_connect(const char *path, int *ret_fd) {
@@ -31,22 +32,6 @@ int serve_connect(const char *path, int *ret_fd) {
         return 0;
 }
 
-int serve_write_all(int fd, const void *buf, size_t len) {
-        const char *p = buf;
-
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
-
 /* Copy what is readable on from to to. 0 on EOF, 1 on data, <0 on error. */
 static int pump(int from, int to) {
         char buf[64 * 1024];
@@ -59,7 +44,7 @@ static int pump(int from, int to) {
                 return -errno;
         if (n == 0)
                 return 0;
-        return serve_write_all(to, buf, (size_t)n) < 0 ? -EPIPE : 1;
+        return io_write_all(to, buf, (size_t)n) < 0 ? -EPIPE : 1;
 }
 
 int serve_main(const struct conf *c, const char *from) {
@@ -80,7 +65,7 @@ int serve_main(const struct conf *c, const char *from) {
         proto_wr_init(&wr);
         r = proto_msg_encode(&wr, &m);
         if (r == 0)
-                r = serve_write_all(sock, wr.buf, wr.len);
+                r = io_write_all(sock, wr.buf, wr.len);
         proto_wr_free(&wr);
         if (r < 0) {
                 fprintf(stderr, "sessyncd --serve: %s\n", strerror(-r));

@@ -15,6 +15,5 @@ int serve_main(const struct conf *c, const char *from);
 
 /* Blocking unix-socket connect to path; shared with the CLI. */
 int serve_connect(const char *path, int *ret_fd);
-int serve_write_all(int fd, const void *buf, size_t len);
 
 #endif

@@ -1,7 +1,6 @@
 #include "daemon/status.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,29 +8,15 @@
 #include "daemon/peer.h"
 #include "proto/buf.h"
 
-static void put(struct proto_wr *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(struct proto_wr *wr, const char *fmt, ...) {
-        char buf[1024];
-        va_list ap;
-        int n;
-
-        va_start(ap, fmt);
-        n = vsnprintf(buf, sizeof(buf), fmt, ap);
-        va_end(ap);
-        if (n > 0)
-                proto_put_bytes(wr, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
 static void put_json_str(struct proto_wr *wr, const char *s) {
         proto_put_u8(wr, '"');
         for (; *s; s++) {
                 unsigned char c = (unsigned char)*s;
 
                 if (c == '"' || c == '\\')
-                        put(wr, "\\%c", c);
+                        proto_put_fmt(wr, "\\%c", c);
                 else if (c < 0x20)
-                        put(wr, "\\u%04x", c);
+                        proto_put_fmt(wr, "\\u%04x", c);
                 else
                         proto_put_u8(wr, c);
         }
@@ -47,16 +32,16 @@ static const char *state_word(const struct peer *p) {
 }
 
 static void render_json(const struct node *n, struct proto_wr *wr) {
-        put(wr, "{\"node\": ");
+        proto_put_fmt(wr, "{\"node\": ");
         put_json_str(wr, n->conf->name);
-        put(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", n->n_files, n->n_tombs);
+        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", n->n_files, n->n_tombs);
         for (size_t i = 0; i < n->n_peers; i++) {
                 const struct peer *p = n->peers[i];
                 const struct node_stats *st = &n->stats[i];
 
-                put(wr, "%s{\"name\": ", i ? ", " : "");
+                proto_put_fmt(wr, "%s{\"name\": ", i ? ", " : "");
                 put_json_str(wr, n->conf->peers[i].name);
-                put(wr, ", \"connected\": %s, \"pending\": %zu, \"lag_ms\": %" PRIu64 ", \"sent\": %" PRIu64
+                proto_put_fmt(wr, ", \"connected\": %s, \"pending\": %zu, \"lag_ms\": %" PRIu64 ", \"sent\": %" PRIu64
                     ", \"applied\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 ", \"bytes_full\": %" PRIu64
                     ", \"conflicts\": %" PRIu64 ", \"last_error\": ",
                     peer_state(p) == PEER_READY ? "true" : "false", node_pending(n, i) + peer_in_flight(p),
@@ -64,19 +49,19 @@ static void render_json(const struct node *n, struct proto_wr *wr) {
                 if (peer_last_error(p)[0])
                         put_json_str(wr, peer_last_error(p));
                 else
-                        put(wr, "null");
-                put(wr, "}");
+                        proto_put_fmt(wr, "null");
+                proto_put_fmt(wr, "}");
         }
-        put(wr, "]}\n");
+        proto_put_fmt(wr, "]}\n");
 }
 
 static void render_text(const struct node *n, struct proto_wr *wr) {
-        put(wr, "node %s: %zu sessions, %zu tombstones\n", n->conf->name, n->n_files, n->n_tombs);
+        proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones\n", n->conf->name, n->n_files, n->n_tombs);
         if (n->n_peers == 0) {
-                put(wr, "no peers configured\n");
+                proto_put_fmt(wr, "no peers configured\n");
                 return;
         }
-        put(wr, "%-16s %-10s %8s %8s %9s %9s %12s %7s %9s  %s\n", "PEER", "STATE", "PENDING", "LAG_MS", "SENT",
+        proto_put_fmt(wr, "%-16s %-10s %8s %8s %9s %9s %12s %7s %9s  %s\n", "PEER", "STATE", "PENDING", "LAG_MS", "SENT",
             "APPLIED", "BYTES_SENT", "SAVED", "CONFLICTS", "LAST_ERROR");
         for (size_t i = 0; i < n->n_peers; i++) {
                 const struct peer *p = n->peers[i];
@@ -86,7 +71,7 @@ static void render_text(const struct node *n, struct proto_wr *wr) {
                 if (st->bytes_full > 0)
                         snprintf(saved, sizeof(saved), "%.1f%%",
                                  100.0 * (1.0 - (double)st->bytes_sent / (double)st->bytes_full));
-                put(wr, "%-16s %-10s %8zu %8" PRIu64 " %9" PRIu64 " %9" PRIu64 " %12" PRIu64 " %7s %9" PRIu64 "  %s\n",
+                proto_put_fmt(wr, "%-16s %-10s %8zu %8" PRIu64 " %9" PRIu64 " %9" PRIu64 " %12" PRIu64 " %7s %9" PRIu64 "  %s\n",
                     n->conf->peers[i].name, state_word(p), node_pending(n, i) + peer_in_flight(p), peer_lag_ms(p),
                     st->sent, st->applied, st->bytes_sent, saved, st->conflicts,
                     peer_last_error(p)[0] ? peer_last_error(p) : "-");

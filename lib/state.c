@@ -1,4 +1,5 @@
 #include "lib/state.h"
+#include "lib/io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,20 +43,6 @@ static uint64_t now_ns(void) {
 
         clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int write_all(int fd, const char *p, size_t len) {
-        while (len > 0) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
 }
 
 static int format_t(char *buf, size_t size, const char *name, uint8_t kind, const struct proto_ver *v,
@@ -160,7 +147,7 @@ int state_compact(struct state *s, state_next_cb next, void *ctx) {
                 return -errno;
         while (r == 0 && next(ctx, &name, &kind, &v, &made) > 0) {
                 int n = format_t(buf, sizeof(buf), name, kind, &v, made);
-                r = n < 0 ? n : write_all(fd, buf, (size_t)n);
+                r = n < 0 ? n : io_write_all(fd, buf, (size_t)n);
                 live++;
         }
         if (r == 0 && fsync(fd) < 0)
@@ -313,7 +300,7 @@ int state_put(struct state *s, const char *name, uint8_t kind, const struct prot
         n = format_t(buf, sizeof(buf), name, kind, v, now_ns());
         if (n < 0)
                 return n;
-        if ((r = write_all(s->fd, buf, (size_t)n)) < 0)
+        if ((r = io_write_all(s->fd, buf, (size_t)n)) < 0)
                 return r;
         if (kind != PROTO_KIND_FILE)
                 s->unsynced = true;
@@ -331,7 +318,7 @@ int state_del(struct state *s, const char *name) {
         n = snprintf(buf, sizeof(buf), "D %s\n", name);
         if (n < 0 || (size_t)n >= sizeof(buf))
                 return -ENAMETOOLONG;
-        if ((r = write_all(s->fd, buf, (size_t)n)) < 0)
+        if ((r = io_write_all(s->fd, buf, (size_t)n)) < 0)
                 return r;
         s->unsynced = true;
         s->records++;

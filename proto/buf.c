@@ -1,6 +1,8 @@
 #include "proto/buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,6 +177,18 @@ void proto_put_str(struct proto_wr *wr, const char *s) {
         }
         proto_put_u8(wr, (uint8_t)n);
         proto_put_bytes(wr, s, n);
+}
+
+void proto_put_fmt(struct proto_wr *wr, const char *fmt, ...) {
+        char buf[1024];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                proto_put_bytes(wr, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
 void proto_poke_u32(struct proto_wr *wr, size_t off, uint32_t v) {

@@ -70,6 +70,9 @@ void proto_put_u64(struct proto_wr *wr, uint64_t v);
 void proto_put_bytes(struct proto_wr *wr, const void *p, size_t len);
 void proto_put_blob(struct proto_wr *wr, const void *p, size_t len);   /* u32 len + bytes */
 void proto_put_str(struct proto_wr *wr, const char *s);                 /* u8 len + bytes; s <= 255 */
+/* printf-style text, no NUL (status tables, metrics). Lines over 1 KiB are
+ * cut. */
+void proto_put_fmt(struct proto_wr *wr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Overwrite a u32 at an offset already written (frame length fix-up). */
 void proto_poke_u32(struct proto_wr *wr, size_t off, uint32_t v);
 /* Drop the first n bytes (after a partial write to a socket). */

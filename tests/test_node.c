@@ -270,3 +270,20 @@ Test(node, delay_returns_entry_to_dirty_set_after_timer) {
         cr_assert_not(e->peer[0].delayed);
         cr_assert_eq(drain(0), 1);
 }
+
+Test(node, expiry_never_frees_an_entry_still_in_a_dirty_vector) {
+        struct proto_ver t = { 1, 0 };
+        struct ent *e = node_ensure(node, "sess_gone");
+
+        cr_assert_eq(node_record_tomb(node, e, PROTO_KIND_DESTROY, &t, false), 0);
+        e->tomb_ns = 1;   /* made long ago: past tombstone_ttl */
+        node_mark_dirty(node, e, 0);
+        node_clear_dirty(node, e, 0);   /* catch-up: the peer has it */
+        cr_assert_eq(node_pending(node, 0), 0);
+        node_expire_tombs(node);
+        cr_assert_not_null(node_get(node, "sess_gone"), "still referenced by the dirty vector: kept");
+        cr_assert_null(node_next_dirty(node, 0), "a cleared entry is skipped");
+        node_expire_tombs(node);
+        cr_assert_null(node_get(node, "sess_gone"), "freed once nothing refers to it");
+        cr_assert_eq(node->n_tombs, 0);
+}
