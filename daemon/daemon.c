@@ -34,6 +34,24 @@ static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const stru
                 node_load_record(ctx, name, kind, v, made_ns);
 }
 
+/* PHP refuses, or cannot read, a session file of another user. A daemon
+ * running as PHP's user (the systemd unit) creates PHP's files. A root
+ * daemon gives the files it creates to the owner of the session directory,
+ * unless that is root too (Debian's 1733 root dir): then it can only warn. */
+static void file_owner(struct dmn *d) {
+        struct stat st;
+
+        if (geteuid() != 0 || fstat(d->dirfd, &st) < 0)
+                return;
+        if (st.st_uid != 0) {
+                d->node->file_uid = st.st_uid;
+                d->node->file_gid = st.st_gid;
+        } else if (d->conf->n_peers > 0) {
+                log_warn("running as root with a root-owned session_dir: replicas will be root's (mode 0600), which "
+                         "PHP running as another user cannot read; run sessyncd as PHP's user");
+        }
+}
+
 int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
         int r;
 
@@ -56,6 +74,7 @@ int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
                 return -ENOMEM;
         if ((r = node_new(c, d->loop, d->dirfd, &d->node)) < 0)
                 return r;
+        file_owner(d);
         r = state_open(c->state_dir, node_load_record, d->node, false, &d->state);
         if (r < 0 && mode == DMN_STATE_TRY) {
                 /* The daemon runs and owns the state (or we may not lock

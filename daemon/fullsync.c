@@ -127,9 +127,12 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
 
                 if (!fs.only[i])
                         continue;
-                if (peer_idle(p) && !peer_failed(p)) {
-                        printf("%s: ok, %llu sent, %llu failed\n", c->peers[i].name, (unsigned long long)st->sent,
-                               (unsigned long long)(st->sent - st->applied - st->conflicts));
+                if (peer_idle(p) && !peer_failed(p) && st->rejected == 0) {
+                        printf("%s: ok, %llu sent, 0 failed\n", c->peers[i].name, (unsigned long long)st->sent);
+                } else if (peer_idle(p) && !peer_failed(p)) {
+                        printf("%s: FAILED, %llu sent, %llu failed (refused there; see its log)\n", c->peers[i].name,
+                               (unsigned long long)st->sent, (unsigned long long)st->rejected);
+                        code = 1;
                 } else {
                         printf("%s: FAILED, %llu sent, %llu confirmed: %s\n", c->peers[i].name,
                                (unsigned long long)st->sent, (unsigned long long)(st->applied + st->conflicts),

@@ -59,3 +59,15 @@ void log_msg(int level, const char *fmt, ...) {
                         level_word(level), line);
         }
 }
+
+char *log_clean(char *dst, size_t size, const void *src, size_t len) {
+        const unsigned char *p = src;
+        size_t i;
+
+        if (size == 0)
+                return dst;
+        for (i = 0; i < len && i + 1 < size; i++)
+                dst[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+        dst[i] = 0;
+        return dst;
+}

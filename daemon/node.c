@@ -15,6 +15,7 @@
 
 /* Below this a whole file is never larger than a delta: keep no signature. */
 #define NODE_DELTA_MIN 512
+#define NODE_RETRY_MS 1000
 #define NODE_BUSY_MS 5 /* PHP holds the lock for one request: poll soon, cheaply */
 
 static int vec_push(struct ent_vec *v, struct ent *e) {
@@ -101,6 +102,8 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->dirfd = dirfd;
         n->n_peers = c->n_peers;
         n->turn = 1;
+        n->file_uid = (uid_t)-1;
+        n->file_gid = (gid_t)-1;
         n->peers = calloc(np, sizeof(*n->peers));
         n->dirty = calloc(np, sizeof(*n->dirty));
         n->n_dirty = calloc(np, sizeof(*n->n_dirty));
@@ -305,7 +308,17 @@ int node_scan(struct node *n) {
         return 0;
 }
 
+/* Bytes of files one turn may keep for its peers. A rescan looks at every
+ * file in one turn; without a cap the daemon would briefly hold the whole
+ * session tmpfs in memory. Past it, senders read the file again. */
+#define NODE_TURN_BYTES (16u << 20)
+
 static void turn_keep(struct node *n, struct ent *e, uint8_t *data, size_t len) {
+        if (e->tturn != n->turn && n->turn_bytes + len > NODE_TURN_BYTES) {
+                free(data);
+                return;
+        }
+        n->turn_bytes += len;
         free(e->tdata);
         e->tdata = data;
         e->tlen = len;
@@ -342,6 +355,19 @@ static void local_delete(struct node *n, struct ent *e) {
         node_mark_all(n, e);
 }
 
+void node_saw(struct node *n, struct ent *e, const struct sess_file *f) {
+        if (!f) {
+                if (e->kind == PROTO_KIND_FILE)
+                        local_delete(n, e);
+                return;
+        }
+        if (e->kind != PROTO_KIND_FILE || proto_ver_cmp(&f->ver, &e->ver) != 0) {
+                log_debug("\"%s\": changed here (%zu bytes)", e->name, f->len);
+                node_record_file(n, e, &f->ver, f->len, false);
+                node_mark_all(n, e);
+        }
+}
+
 /* Read e under LOCK_SH and reconcile the entry with the disk. */
 static int look(struct node *n, struct ent *e) {
         struct sess_file f = SESS_FILE_INIT;
@@ -349,8 +375,7 @@ static int look(struct node *n, struct ent *e) {
 
         r = sess_open(n->dirfd, e->name, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
-                if (e->kind == PROTO_KIND_FILE)
-                        local_delete(n, e);
+                node_saw(n, e, NULL);
                 return -ENOENT;
         }
         if (r == -EFBIG) {
@@ -361,11 +386,7 @@ static int look(struct node *n, struct ent *e) {
         }
         if (r < 0)
                 return r;
-        if (e->kind != PROTO_KIND_FILE || proto_ver_cmp(&f.ver, &e->ver) != 0) {
-                log_debug("\"%s\": changed here (%zu bytes)", e->name, f.len);
-                node_record_file(n, e, &f.ver, f.len, false);
-                node_mark_all(n, e);
-        }
+        node_saw(n, e, &f);
         turn_keep(n, e, f.data, f.len);
         f.data = NULL;
         sess_release(n->dirfd, e->name, &f);
@@ -394,7 +415,13 @@ void node_run_checks(struct node *n) {
                                 loop_timer_arm_sooner(n->loop, n->busy_timer, NODE_BUSY_MS);
                         }
                 } else if (r < 0 && r != -ENOENT && r != -EFBIG) {
-                        log_warn("\"%s\": cannot read: %s", e->name, strerror(-r));
+                        /* Transient (EMFILE, EIO, ENOMEM): look again later,
+                         * never forget a change. */
+                        log_warn("\"%s\": cannot read: %s; retrying", e->name, strerror(-r));
+                        if (vec_push(&n->busy, e) == 0) {
+                                e->checking = true;
+                                loop_timer_arm_sooner(n->loop, n->busy_timer, NODE_RETRY_MS);
+                        }
                 }
         }
 }
@@ -408,6 +435,8 @@ int node_read(struct node *n, struct ent *e, const uint8_t **ret_data, size_t *r
         }
         if (e->kind != PROTO_KIND_FILE)
                 return -ENOENT;
+        if (e->tturn != n->turn)
+                return -ENOBUFS;   /* over this turn's cap: send it next turn */
         *ret_data = e->tdata;
         *ret_len = e->tlen;
         return 0;
@@ -439,6 +468,7 @@ void node_end_turn(struct node *n) {
                 e->tlen = 0;
                 e->tturn = 0;
         }
+        n->turn_bytes = 0;
         n->turn++;
 }
 
@@ -501,6 +531,12 @@ int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct p
         e->sig = NULL;
         e->sig_hash = 0;
         return 0;
+}
+
+bool node_ver_forgettable(const struct node *n, const struct proto_ver *v) {
+        uint64_t now = loop_realtime_ns(), ttl = n->conf->tombstone_ttl_ms * 1000000ull;
+
+        return now > ttl && v->mtime_ns < now - ttl;
 }
 
 bool node_tomb_beats(uint8_t kind, const struct proto_ver *t, const struct proto_ver *v) {

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uthash.h>
 
 #include "lib/conf.h"
@@ -72,6 +73,7 @@ struct node_delay {
 
 struct node_stats {
         uint64_t sent, applied, bytes_sent, bytes_full, conflicts, errors;
+        uint64_t rejected;      /* changes the peer refused for good */
 };
 
 struct node {
@@ -96,8 +98,11 @@ struct node {
         struct loop_timer *delay_timer;
         struct node_stats *stats;       /* per peer */
         struct ent_vec turn_reads;      /* entries whose tdata is set */
+        size_t turn_bytes;              /* bytes held in tdata this turn */
 
         struct state *state;            /* the state journal, NULL in tests */
+        uid_t file_uid;                 /* owner for files we create, (uid_t)-1 = ours */
+        gid_t file_gid;
 };
 
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret);
@@ -132,10 +137,23 @@ int node_read(struct node *n, struct ent *e, const uint8_t **ret_data, size_t *r
 /* End of turn: drop read caches, move delta bases forward. */
 void node_end_turn(struct node *n);
 
+/* The disk holds f (NULL: no file). Where the table differs, that is a
+ * change made here that no check has looked at yet (PHP wrote or unlinked
+ * it): record it and queue it for every peer, exactly as a check would. The
+ * receiver calls this before it decides anything, so an incoming version
+ * never hides a local write or logout. */
+struct sess_file;
+void node_saw(struct node *n, struct ent *e, const struct sess_file *f);
+
 /* Record a version this node now holds on disk because it applied it. */
 void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer);
 /* Record a tombstone (persisted when a store is attached). */
 int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer);
+
+/* Is v older than tombstone_ttl? Such a version is never sent nor applied:
+ * a logout of it may already be forgotten (tombstones live that long), and
+ * PHP's GC takes it for garbage (tombstone_ttl > session_lifetime). */
+bool node_ver_forgettable(const struct node *n, const struct proto_ver *v);
 
 /* Does the tombstone (kind, t) beat the file version v? */
 bool node_tomb_beats(uint8_t kind, const struct proto_ver *t, const struct proto_ver *v);

@@ -39,6 +39,7 @@ struct peer {
         uint64_t backoff_ms;
         uint64_t started_ms;
         uint64_t last_rx_ms, last_ping_ms;
+        size_t rx_bytes;                /* read from the channel, ever */
         struct proto_wr in, out;
         uint32_t seq;
         uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */
@@ -244,6 +245,7 @@ static void on_ack(struct peer *p, const struct proto_msg *m) {
                 break;
         default:
                 st->errors++;
+                st->rejected++;
                 snprintf(p->last_error, sizeof(p->last_error), "\"%s\" refused there", m->name);
                 log_warn("peer \"%s\": \"%s\" refused (%s)", pname(p), m->name, proto_status_name(m->status));
                 break;
@@ -256,8 +258,9 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
 
         p->last_rx_ms = loop_clock_ms();
         if (m->type == PROTO_ERROR) {
-                snprintf(why, sizeof(why), "refused by the peer: %.*s", (int)(m->data_len > 200 ? 200 : m->data_len),
-                         (const char *)m->data);
+                char clean[201];
+
+                snprintf(why, sizeof(why), "refused by the peer: %s", log_clean(clean, sizeof(clean), m->data, m->data_len));
                 down(p, why);
                 return -ECONNABORTED;
         }
@@ -305,9 +308,11 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
 
 static void stderr_line(void *ctx, const char *line) {
         struct peer *p = ctx;
+        char clean[400];
 
-        log_warn("peer \"%s\": remote: %s", pname(p), line);
-        snprintf(p->last_error, sizeof(p->last_error), "remote: %s", line);
+        log_clean(clean, sizeof(clean), line, strlen(line));
+        log_warn("peer \"%s\": remote: %s", pname(p), clean);
+        snprintf(p->last_error, sizeof(p->last_error), "remote: %s", clean);
 }
 
 static void send_hello(struct peer *p) {
@@ -341,6 +346,7 @@ static int read_in(struct peer *p) {
                         down(p, p->last_error[0] ? p->last_error : "the peer closed the connection");
                         return -ECONNRESET;
                 }
+                p->rx_bytes += (size_t)n;
                 proto_put_bytes(&p->in, buf, (size_t)n);
                 if (proto_wr_error(&p->in) || p->in.len > PEER_IN_MAX) {
                         down(p, "out of memory buffering input");
@@ -374,7 +380,12 @@ static void drive(struct peer *p) {
                 if (r == 0)
                         send_hello(p);
         }
-        if (p->state >= PEER_HELLO) {
+        /* libssh2 reads the socket inside stderr reads and writes too, and
+         * keeps what it read for the channel: read again until a pass reads
+         * nothing, or those ACKs would wait for the next wake-up. */
+        for (int pass = 0; p->state >= PEER_HELLO && pass < 8; pass++) {
+                size_t before = p->rx_bytes;
+
                 if (read_in(p) < 0)
                         return;
                 peer_ssh_stderr(p->ssh, stderr_line, p);
@@ -382,6 +393,8 @@ static void drive(struct peer *p) {
                         down(p, peer_ssh_error(p->ssh));
                         return;
                 }
+                if (p->rx_bytes == before)
+                        break;
         }
         if ((r = rearm(p)) < 0) {
                 char why[128];
@@ -423,25 +436,32 @@ static int64_t on_timer(struct loop *l, void *ctx) {
                 return LOOP_TIMER_STOP;
         case PEER_CONNECTING:
         case PEER_HELLO:
-        case PEER_INV:
                 if (now - p->started_ms > PEER_CONNECT_MS) {
                         down(p, p->state == PEER_CONNECTING ? "timed out connecting" : "timed out in the handshake");
                         return LOOP_TIMER_STOP;
                 }
-                drive(p);   /* resolving polls here */
-                return 50;
+                break;
+        case PEER_INV:
+                /* A large inventory may take long: only silence is fatal. */
+                if (now - p->last_rx_ms > PEER_CONNECT_MS) {
+                        down(p, "timed out receiving the inventory");
+                        return LOOP_TIMER_STOP;
+                }
+                break;
         case PEER_READY:
                 if (now - p->last_rx_ms > PEER_DEAD_MS) {
                         down(p, "no answer for 20 s");
                         return LOOP_TIMER_STOP;
                 }
-                if (now - p->last_ping_ms >= PEER_PING_MS) {
+                if (now - p->last_ping_ms >= PEER_PING_MS)
                         ping(p);
-                        drive(p);
-                }
-                return 1000;
+                break;
         }
-        return LOOP_TIMER_STOP;
+        drive(p);   /* resolving polls here; ACKs libssh2 buffered get read */
+        /* drive() may have failed and armed the reconnect backoff: keep it. */
+        if (p->state == PEER_DOWN)
+                return LOOP_TIMER_STOP;
+        return p->state == PEER_READY ? 1000 : 50;
 }
 
 int peer_new(struct node *n, size_t idx, struct peer **ret) {
@@ -499,7 +519,10 @@ void peer_flush(struct peer *p) {
                 int r = send_entry(p->node, p->idx, e, &p->out, p->seq);
 
                 if (r < 0) {
-                        log_error("peer \"%s\": \"%s\": %s", pname(p), e->name, strerror(-r));
+                        /* A transient failure (EMFILE, EIO, ENOMEM): keep the
+                         * change, try again in a second. */
+                        log_warn("peer \"%s\": \"%s\": %s; retrying", pname(p), e->name, strerror(-r));
+                        node_delay(p->node, e, p->idx, PEER_RETRY_MS);
                         break;
                 }
                 if (r == 0)

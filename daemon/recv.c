@@ -5,10 +5,14 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "daemon/loop.h"
 #include "daemon/node.h"
 #include "lib/delta.h"
 #include "lib/sess.h"
 #include "proto/msg.h"
+
+/* How far ahead of our clock (beyond clock_skew_warn) a version may be. */
+#define RECV_FUTURE_MS 300000
 
 static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const struct proto_ver *v) {
         ack->status = status;
@@ -61,6 +65,36 @@ static uint8_t new_content(struct node *n, const struct proto_msg *m, const stru
         return PROTO_ST_OK;
 }
 
+/* Versions a receiver never takes, whatever it holds:
+ *  - older than tombstone_ttl: a logout of it may have been forgotten here
+ *    already (tombstones live that long), and PHP's GC considers it garbage
+ *    anyway (tombstone_ttl > session_lifetime);
+ *  - from the future beyond clock skew: one bad clock (or a hostile peer)
+ *    would otherwise win every comparison for as long as it is ahead. */
+static bool too_new(const struct node *n, const struct proto_ver *v) {
+        uint64_t ahead = (RECV_FUTURE_MS + n->conf->clock_skew_warn_ms) * 1000000ull;
+
+        return v->mtime_ns > loop_realtime_ns() + ahead;
+}
+
+static bool version_refused(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
+        if (too_new(n, &m->ver)) {
+                n->stats[idx].errors++;
+                log_warn("peer \"%s\": \"%s\": refused %s dated %llu s ahead of our clock: check its clock (NTP)",
+                         n->conf->peers[idx].name, m->name, proto_type_name(m->type),
+                         (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull));
+                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                return true;
+        }
+        if (m->type != PROTO_DELETE && node_ver_forgettable(n, &m->ver)) {
+                /* Answered as an expiry of that very version: the sender
+                 * records the peer as having deleted it and stops. */
+                ack_state(ack, PROTO_ST_STALE, PROTO_KIND_EXPIRE, &m->ver);
+                return true;
+        }
+        return false;
+}
+
 static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, struct ent *e,
                         struct proto_msg *ack) {
         const char *peer = n->conf->peers[idx].name;
@@ -77,21 +111,27 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
                 return;
         }
-        /* A logout must never come back: check the tombstone before a file
-         * is even created. */
-        if ((e->kind == PROTO_KIND_DESTROY || e->kind == PROTO_KIND_EXPIRE) &&
-            node_tomb_beats(e->kind, &e->ver, &m->ver)) {
-                stale(n, idx, m, ack, e->kind, &e->ver);
+        if (version_refused(n, idx, m, ack))
                 return;
+        r = sess_open(n->dirfd, m->name, SESS_EXCL, n->conf->max_file_size, &f);
+        if (r == -ENOENT) {
+                /* Not here. If the table says it was, PHP unlinked it and no
+                 * check has seen that yet: make the tombstone first, so a
+                 * logout is never overwritten by the version it ended. */
+                node_saw(n, e, NULL);
+                if ((e->kind == PROTO_KIND_DESTROY || e->kind == PROTO_KIND_EXPIRE) &&
+                    node_tomb_beats(e->kind, &e->ver, &m->ver)) {
+                        stale(n, idx, m, ack, e->kind, &e->ver);
+                        return;
+                }
+                if (m->type != PROTO_FILE) {   /* DELTA or TOUCH with no basis here */
+                        ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
+                        return;
+                }
+                r = sess_open(n->dirfd, m->name, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
         }
-        r = sess_open(n->dirfd, m->name, SESS_EXCL | (m->type == PROTO_FILE ? SESS_CREATE : 0),
-                      n->conf->max_file_size, &f);
         if (r == -EWOULDBLOCK) {
                 ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
-                return;
-        }
-        if (r == -ENOENT) {   /* DELTA or TOUCH with no basis here */
-                ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
                 return;
         }
         if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
@@ -107,15 +147,18 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 return;
         }
         if (!f.created) {
-                int c = proto_ver_cmp(&m->ver, &f.ver);
+                int c;
 
-                if (c <= 0) {
-                        if (e->kind != PROTO_KIND_FILE || proto_ver_cmp(&e->ver, &f.ver) != 0)
-                                node_record_file(n, e, &f.ver, f.len, e->from_peer);
-                        if (c == 0)
-                                ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &f.ver);
-                        else
-                                stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
+                /* What is on disk may be a PHP write no check has seen yet:
+                 * queue it before comparing, or a refusal would hide it. */
+                node_saw(n, e, &f);
+                c = proto_ver_cmp(&m->ver, &f.ver);
+                if (c == 0) {
+                        ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &f.ver);
+                        goto out;
+                }
+                if (c < 0) {
+                        stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
                         goto out;
                 }
         }
@@ -140,6 +183,8 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 }
                 r = sess_replace(&f, content, len, m->ver.mtime_ns);
         }
+        if (r == 0 && f.created && n->file_uid != (uid_t)-1)
+                r = sess_chown(&f, n->file_uid, n->file_gid);
         if (r < 0) {
                 write_failed(n, idx, m, ack, r);
                 goto out;
@@ -175,7 +220,9 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         }
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 /* Nothing here to delete; keep the tombstone so a stale copy
-                 * from a third node cannot bring the session back. */
+                 * from a third node cannot bring the session back. A local
+                 * delete nobody has looked at yet gets its own first. */
+                node_saw(n, e, NULL);
                 if (tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
                     (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
                         write_failed(n, idx, m, ack, r);
@@ -188,6 +235,7 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                 write_failed(n, idx, m, ack, r);
                 return;
         }
+        node_saw(n, e, &f);
         if (!node_tomb_beats(m->kind, &m->ver, &f.ver)) {
                 stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
                 goto out;
@@ -230,8 +278,11 @@ void recv_apply(struct node *n, size_t idx, const struct proto_msg *m, struct pr
                 ack_state(ack, PROTO_ST_RETRY, ENT_NONE, NULL);
                 return;
         }
-        if (m->type == PROTO_DELETE)
-                apply_delete(n, idx, m, e, ack);
-        else
+        if (m->type == PROTO_DELETE) {
+                if (!version_refused(n, idx, m, ack))
+                        apply_delete(n, idx, m, e, ack);
+        } else {
                 apply_write(n, idx, m, e, ack);
+        }
+        return;
 }

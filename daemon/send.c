@@ -7,6 +7,7 @@
 #include "daemon/log.h"
 #include "daemon/node.h"
 #include "lib/delta.h"
+#include "lib/state.h"
 #include "proto/msg.h"
 
 #define SEND_BUSY_MS 5
@@ -25,6 +26,9 @@ static int send_delete(struct node *n, size_t idx, struct ent *e, struct proto_w
 
         if (ep->has_kind == e->kind && proto_ver_cmp(&ep->has, &e->ver) == 0)
                 return 0;
+        /* The tombstone reaches the disk before the DELETE leaves. */
+        if ((r = state_sync(n->state)) < 0)
+                return r;
         strcpy(m.name, e->name);
         if ((r = proto_msg_encode(wr, &m)) < 0)
                 return r;
@@ -48,10 +52,13 @@ int send_entry(struct node *n, size_t idx, struct ent *e, struct proto_wr *wr, u
                 return send_delete(n, idx, e, wr, seq);
         if (e->kind != PROTO_KIND_FILE)
                 return 0;
+        if (node_ver_forgettable(n, &e->ver))
+                return 0;   /* receivers refuse it; PHP's GC will remove it here */
         r = node_read(n, e, &data, &len);
         if (r == -ENOENT)   /* deleted since it was queued: the read made it a tombstone */
                 return (e->kind == PROTO_KIND_FILE || e->kind == ENT_NONE) ? 0 : send_delete(n, idx, e, wr, seq);
-        if (r == -EWOULDBLOCK) {
+        if (r == -EWOULDBLOCK || r == -ENOBUFS) {
+                /* Locked by PHP, or this turn's read budget is spent. */
                 node_delay(n, e, idx, SEND_BUSY_MS);
                 return 0;
         }

@@ -23,6 +23,9 @@
 #define SRV_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
 #define SRV_OUT_HIGH (8u << 20)         /* stop reading while replies back up */
 #define SRV_INV_BYTES (1u << 20)
+#define SRV_HANDSHAKE_MS 15000          /* SERVE and HELLO must come this soon */
+#define SRV_SILENCE_MS 30000            /* the pusher pings every 5 s */
+#define SRV_TICK_MS 5000
 
 enum conn_state { C_NEW, C_SERVE, C_PEER, C_CLOSING };
 
@@ -35,6 +38,7 @@ struct conn {
         size_t ok_len;                  /* bytes of out that may be written */
         char from[PROTO_NODE_MAX + 1];  /* --serve --from, "" = any peer */
         size_t idx;                     /* peer index once HELLO is accepted */
+        uint64_t since_ms, last_rx_ms;
         bool dead;
         struct conn *next;
 };
@@ -46,6 +50,7 @@ struct server {
         struct loop_fd *reg;
         struct conn *conns;
         size_t n_conns;
+        struct loop_timer *tick;
 };
 
 static void conn_close(struct conn *c) {
@@ -120,6 +125,14 @@ static int on_hello(struct conn *c, const struct proto_msg *m) {
                 return refuse(c, why);
         }
         c->idx = (size_t)(cp - conf->peers);
+        /* One live connection per peer: a new one means the old is dead
+         * (a partition the old relay has not noticed yet). */
+        for (struct conn *o = c->srv->conns; o; o = o->next) {
+                if (o != c && !o->dead && o->state == C_PEER && o->idx == c->idx) {
+                        log_info("peer \"%s\": a new connection replaces an older one", m->node);
+                        conn_close(o);
+                }
+        }
         c->state = C_PEER;
         reply.clock_ns = loop_realtime_ns();
         snprintf(reply.node, sizeof(reply.node), "%s", conf->name);
@@ -176,11 +189,13 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                         reply.clock_ns = loop_realtime_ns();
                         (void)proto_msg_encode(&c->out, &reply);
                         return 0;
-                case PROTO_ERROR:
-                        log_warn("peer \"%s\": says: %.*s", who(c), (int)(m->data_len > 200 ? 200 : m->data_len),
-                                 (const char *)m->data);
+                case PROTO_ERROR: {
+                        char clean[201];
+
+                        log_warn("peer \"%s\": says: %s", who(c), log_clean(clean, sizeof(clean), m->data, m->data_len));
                         conn_close(c);
                         return -ECONNABORTED;
+                }
                 default:
                         break;
                 }
@@ -245,6 +260,7 @@ static void conn_read(struct conn *c) {
                         conn_close(c);
                         return;
                 }
+                c->last_rx_ms = loop_now_ms(c->srv->loop);
                 proto_put_bytes(&c->in, buf, (size_t)n);
                 if (proto_wr_error(&c->in) || c->in.len > SRV_IN_MAX) {
                         refuse(c, "input over the frame size limit");
@@ -293,6 +309,7 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
                 }
                 c->srv = s;
                 c->fd = fd;
+                c->since_ms = c->last_rx_ms = loop_now_ms(l);
                 proto_wr_init(&c->in);
                 proto_wr_init(&c->out);
                 c->next = s->conns;
@@ -326,6 +343,27 @@ void server_flush(struct server *s) {
                         cp = &c->next;
                 }
         }
+}
+
+/* Close connections that never finished their handshake, and peers gone
+ * silent: their relays can outlive a partition by hours (TCP keepalive). */
+static int64_t on_tick(struct loop *l, void *ctx) {
+        struct server *s = ctx;
+        uint64_t now = loop_now_ms(l);
+
+        for (struct conn *c = s->conns; c; c = c->next) {
+                if (c->dead)
+                        continue;
+                if ((c->state == C_NEW || c->state == C_SERVE) && now - c->since_ms > SRV_HANDSHAKE_MS) {
+                        log_warn("inbound connection: no handshake within %d s; closing it", SRV_HANDSHAKE_MS / 1000);
+                        conn_close(c);
+                } else if (c->state == C_PEER && now - c->last_rx_ms > SRV_SILENCE_MS) {
+                        log_warn("peer \"%s\": silent for %d s; closing its connection to us", who(c),
+                                 SRV_SILENCE_MS / 1000);
+                        conn_close(c);
+                }
+        }
+        return SRV_TICK_MS;
 }
 
 static int bind_socket(const char *path) {
@@ -391,11 +429,15 @@ int server_new(struct node *n, struct server **ret) {
                 free(s);
                 return r;
         }
-        if ((r = loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg)) < 0) {
+        s->tick = loop_timer_new(s->loop, on_tick, s);
+        r = s->tick ? loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg) : -ENOMEM;
+        if (r < 0) {
+                loop_del_timer(s->loop, s->tick);
                 close(s->fd);
                 free(s);
                 return r;
         }
+        loop_timer_arm(s->loop, s->tick, SRV_TICK_MS);
         *ret = s;
         return 0;
 }
@@ -409,6 +451,7 @@ void server_free(struct server *s) {
                 conn_free(c);
         }
         loop_del_fd(s->loop, s->reg);
+        loop_del_timer(s->loop, s->tick);
         close(s->fd);
         free(s);
 }

@@ -184,6 +184,12 @@ int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mti
         return 0;
 }
 
+int sess_chown(struct sess_file *f, uid_t uid, gid_t gid) {
+        if (f->fd < 0)
+                return -EBADF;
+        return fchown(f->fd, uid, gid) < 0 ? -errno : 0;
+}
+
 int sess_set_mtime(struct sess_file *f, uint64_t mtime_ns) {
         int r;
 

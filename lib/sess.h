@@ -73,6 +73,9 @@ int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_fi
  * size and set the mtime. On -ENOSPC the file is as it was. */
 int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mtime_ns);
 
+/* Give a file we created to uid:gid (a root daemon writing for PHP's user). */
+int sess_chown(struct sess_file *f, uid_t uid, gid_t gid);
+
 /* Set only the mtime (a touch: PHP's lazy_write updates only the mtime). */
 int sess_set_mtime(struct sess_file *f, uint64_t mtime_ns);
 
