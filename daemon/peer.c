@@ -1,4 +1,9 @@
+/* The pushing side's connection to one peer: the state machine from
+ * connect to READY, reading and writing frames over the libssh2 channel,
+ * pings, reconnect backoff, and filling the window from the dirty set. What
+ * the peer's frames mean is peer_msg.c; the SSH steps are peer_ssh.c. */
 #include "daemon/peer.h"
+#include "daemon/peer_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,51 +19,9 @@
 #include "daemon/wire.h"
 #include "proto/msg.h"
 
-#define PEER_WINDOW 256                 /* unacknowledged frames */
-#define PEER_OUT_MAX (4u << 20)         /* stop filling the output beyond this */
-#define PEER_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
-#define PEER_PING_MS 5000
-#define PEER_DEAD_MS 20000              /* silence after which the link is dead */
-#define PEER_CONNECT_MS 15000
-#define PEER_BACKOFF_MIN_MS 500
-#define PEER_BACKOFF_MAX_MS 30000
-#define PEER_BUSY_RETRY_MS 10
-#define PEER_RETRY_MS 1000
-
-struct peer {
-        struct node *node;
-        size_t idx;
-        const struct conf *conf;
-        const struct conf_peer *cp;
-        struct loop *loop;
-        enum peer_state state;
-        bool once, failed;
-        struct peer_ssh *ssh;
-        struct loop_fd *reg;
-        struct loop_timer *timer;
-        uint64_t backoff_ms;
-        uint64_t started_ms;
-        uint64_t last_rx_ms, last_ping_ms;
-        size_t rx_bytes;                /* read from the channel, ever */
-        struct proto_wr in, out;
-        uint32_t seq;
-        uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */
-        uint32_t fl_head, in_flight;
-        uint64_t dirty_since_ms;
-        uint64_t hello_ns;
-        unsigned seed;
-        char last_error[512];
-        bool apply_error;                       /* last_error is about one file, */
-        char apply_error_name[PROTO_NAME_MAX + 1];   /* this one */
-};
-
 static void drive(struct peer *p);
 
-static const char *pname(const struct peer *p) {
-        return p->cp->name;
-}
-
-static void down(struct peer *p, const char *reason) {
+void peer_down(struct peer *p, const char *reason) {
         bool was_up = p->state == PEER_READY;
         char why[sizeof(p->last_error)];
 
@@ -110,7 +73,7 @@ static int rearm(struct peer *p) {
         return 0;
 }
 
-static void queue(struct peer *p, const struct proto_msg *m) {
+void peer_queue(struct peer *p, const struct proto_msg *m) {
         if (proto_msg_encode(&p->out, m) < 0)
                 log_error("peer \"%s\": cannot encode %s", pname(p), proto_type_name(m->type));
 }
@@ -128,130 +91,6 @@ static int write_out(struct peer *p) {
         return 0;
 }
 
-static void start_catchup(struct peer *p) {
-        for (struct ent *e = p->node->table; e; e = e->hh.next)
-                e->peer[p->idx].missing = true;
-}
-
-static void inv_entry(struct peer *p, const struct proto_inv_ent *ie) {
-        struct ent *e = node_get(p->node, ie->name);
-        struct ent_peer *ep;
-
-        if (!e)
-                return;   /* theirs alone: the peer pushes it to us itself */
-        ep = &e->peer[p->idx];
-        ep->missing = false;
-        ep->has = ie->ver;
-        ep->has_kind = ie->kind;
-        ep->full = false;
-        if (node_state_beats(e->kind, &e->ver, ie->kind, &ie->ver))
-                node_mark_dirty(p->node, e, p->idx);
-        else
-                node_clear_dirty(p->node, e, p->idx);   /* it has this or better already */
-}
-
-static size_t finish_catchup(struct peer *p) {
-        for (struct ent *e = p->node->table; e; e = e->hh.next) {
-                struct ent_peer *ep = &e->peer[p->idx];
-
-                if (!ep->missing)
-                        continue;
-                ep->missing = false;
-                ep->has_kind = ENT_NONE;
-                ep->has = (struct proto_ver){ 0, 0 };
-                if (e->kind != ENT_NONE)
-                        node_mark_dirty(p->node, e, p->idx);
-        }
-        return node_pending(p->node, p->idx);
-}
-
-static int on_hello(struct peer *p, const struct proto_msg *m) {
-        char why[300];
-        int64_t skew_ms;
-        uint64_t now = loop_realtime_ns();
-
-        if (strcmp(m->node, pname(p)) != 0) {
-                snprintf(why, sizeof(why), "reached node \"%s\", not \"%s\": check host and port", m->node, pname(p));
-                down(p, why);
-                return -EPROTO;
-        }
-        if (strcmp(m->to, p->conf->name) != 0) {
-                snprintf(why, sizeof(why), "answered as if we were \"%s\"", m->to);
-                down(p, why);
-                return -EPROTO;
-        }
-        /* Their clock against the midpoint of our HELLO's round trip. */
-        skew_ms = ((int64_t)m->clock_ns - (int64_t)(p->hello_ns / 2 + now / 2)) / 1000000;
-        if ((uint64_t)(skew_ms < 0 ? -skew_ms : skew_ms) > p->conf->clock_skew_warn_ms)
-                log_warn("peer \"%s\": clock differs from ours by %lld ms (over clock_skew_warn): versions are "
-                         "mtimes, so keep clocks in sync (NTP)", pname(p), (long long)skew_ms);
-        p->state = PEER_INV;
-        start_catchup(p);
-        return 0;
-}
-
-static void on_ack(struct peer *p, const struct proto_msg *m) {
-        struct node_stats *st = &p->node->stats[p->idx];
-        struct ent *e = node_get(p->node, m->name);
-        struct ent_peer *ep;
-
-        if (p->in_flight > 0) {
-                p->in_flight--;
-                p->fl_head = (p->fl_head + 1) % PEER_WINDOW;
-        }
-        if (!e)
-                return;
-        ep = &e->peer[p->idx];
-        switch (m->status) {
-        case PROTO_ST_OK:
-                ep->busy_tries = 0;
-                st->applied++;
-                if (p->apply_error && strcmp(p->apply_error_name, m->name) == 0)
-                        p->last_error[0] = 0;   /* the file that failed went through */
-                p->apply_error = false;
-                ep->has = m->ver;
-                ep->has_kind = m->kind;
-                break;
-        case PROTO_ST_STALE:
-                st->conflicts++;
-                ep->has = m->ver;
-                ep->has_kind = m->kind;
-                log_info("peer \"%s\": \"%s\": it holds a newer %s; ours not applied", pname(p), m->name,
-                         m->kind == PROTO_KIND_FILE ? "version" : "delete");
-                break;
-        case PROTO_ST_NEED_FULL:
-                ep->has_kind = ENT_NONE;
-                ep->full = true;
-                node_mark_dirty(p->node, e, p->idx);
-                break;
-        case PROTO_ST_BUSY:
-                /* Nothing changed there: it still holds the delta basis, so
-                 * the retry stays a delta (a wrong guess costs one NEED_FULL).
-                 * Back off while a long PHP request holds the lock. */
-                ep->has_kind = e->sig ? PROTO_KIND_FILE : ENT_NONE;
-                ep->has = (struct proto_ver){ 0, e->sig_hash };
-                node_delay(p->node, e, p->idx, PEER_BUSY_RETRY_MS << (ep->busy_tries < 7 ? ep->busy_tries : 7));
-                if (ep->busy_tries < 255)
-                        ep->busy_tries++;
-                break;
-        case PROTO_ST_RETRY:
-                st->errors++;
-                ep->has_kind = ENT_NONE;
-                snprintf(p->last_error, sizeof(p->last_error),
-                         "\"%s\" could not be applied there, retrying (its log says why: disk full?)", m->name);
-                snprintf(p->apply_error_name, sizeof(p->apply_error_name), "%s", m->name);
-                p->apply_error = true;
-                node_delay(p->node, e, p->idx, PEER_RETRY_MS);
-                break;
-        default:
-                st->errors++;
-                st->rejected++;
-                snprintf(p->last_error, sizeof(p->last_error), "\"%s\" refused there", m->name);
-                log_warn("peer \"%s\": \"%s\" refused (%s)", pname(p), m->name, proto_status_name(m->status));
-                break;
-        }
-}
-
 static int on_msg(void *ctx, const struct proto_msg *m) {
         struct peer *p = ctx;
         char why[300];
@@ -261,13 +100,13 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                 char clean[201];
 
                 snprintf(why, sizeof(why), "refused by the peer: %s", log_clean(clean, sizeof(clean), m->data, m->data_len));
-                down(p, why);
+                peer_down(p, why);
                 return -ECONNABORTED;
         }
         switch (p->state) {
         case PEER_HELLO:
                 if (m->type == PROTO_HELLO)
-                        return on_hello(p, m);
+                        return peer_on_hello(p, m);
                 break;
         case PEER_INV:
                 if (m->type == PROTO_INV) {
@@ -277,11 +116,11 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
 
                         proto_rd_init(&rd, m->data, m->data_len);
                         while (proto_inv_next(&rd, &left, &ie) > 0)
-                                inv_entry(p, &ie);
+                                peer_inv_entry(p, &ie);
                         return 0;
                 }
                 if (m->type == PROTO_INV_END) {
-                        size_t n = finish_catchup(p);
+                        size_t n = peer_finish_catchup(p);
 
                         p->state = PEER_READY;
                         p->backoff_ms = PEER_BACKOFF_MIN_MS;
@@ -292,7 +131,7 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                 break;
         case PEER_READY:
                 if (m->type == PROTO_ACK) {
-                        on_ack(p, m);
+                        peer_on_ack(p, m);
                         return 0;
                 }
                 if (m->type == PROTO_PONG)
@@ -302,7 +141,7 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                 break;
         }
         snprintf(why, sizeof(why), "unexpected %s frame", proto_type_name(m->type));
-        down(p, why);
+        peer_down(p, why);
         return -EPROTO;
 }
 
@@ -322,7 +161,7 @@ static void send_hello(struct peer *p) {
         m.clock_ns = p->hello_ns;
         snprintf(m.node, sizeof(m.node), "%s", p->conf->name);
         snprintf(m.to, sizeof(m.to), "%s", pname(p));
-        queue(p, &m);
+        peer_queue(p, &m);
         p->state = PEER_HELLO;
         p->last_rx_ms = loop_clock_ms();
 }
@@ -338,18 +177,18 @@ static int read_in(struct peer *p) {
                 if (n == -EAGAIN)
                         return 0;
                 if (n < 0) {
-                        down(p, peer_ssh_error(p->ssh));
+                        peer_down(p, peer_ssh_error(p->ssh));
                         return -ECONNRESET;
                 }
                 if (n == 0) {
                         peer_ssh_stderr(p->ssh, stderr_line, p);
-                        down(p, p->last_error[0] ? p->last_error : "the peer closed the connection");
+                        peer_down(p, p->last_error[0] ? p->last_error : "the peer closed the connection");
                         return -ECONNRESET;
                 }
                 p->rx_bytes += (size_t)n;
                 proto_put_bytes(&p->in, buf, (size_t)n);
                 if (proto_wr_error(&p->in) || p->in.len > PEER_IN_MAX) {
-                        down(p, "out of memory buffering input");
+                        peer_down(p, "out of memory buffering input");
                         return -ENOMEM;
                 }
                 r = wire_dispatch(&p->in, on_msg, p, &why);
@@ -359,7 +198,7 @@ static int read_in(struct peer *p) {
 
                                 snprintf(msg, sizeof(msg), "protocol error: %s (is the forced command "
                                          "sessyncd --serve, with nothing printed by the shell?)", why);
-                                down(p, msg);
+                                peer_down(p, msg);
                         }
                         return r;
                 }
@@ -374,7 +213,7 @@ static void drive(struct peer *p) {
         if (p->state == PEER_CONNECTING) {
                 r = peer_ssh_step(p->ssh);
                 if (r < 0 && r != -EAGAIN) {
-                        down(p, peer_ssh_error(p->ssh));
+                        peer_down(p, peer_ssh_error(p->ssh));
                         return;
                 }
                 if (r == 0)
@@ -390,7 +229,7 @@ static void drive(struct peer *p) {
                         return;
                 peer_ssh_stderr(p->ssh, stderr_line, p);
                 if ((r = write_out(p)) < 0) {
-                        down(p, peer_ssh_error(p->ssh));
+                        peer_down(p, peer_ssh_error(p->ssh));
                         return;
                 }
                 if (p->rx_bytes == before)
@@ -400,7 +239,7 @@ static void drive(struct peer *p) {
                 char why[128];
 
                 snprintf(why, sizeof(why), "epoll: %s", strerror(-r));
-                down(p, why);
+                peer_down(p, why);
         }
 }
 
@@ -408,7 +247,7 @@ static void connect_now(struct peer *p) {
         int r;
 
         if ((r = peer_ssh_new(p->conf, p->cp, &p->ssh)) < 0) {
-                down(p, "out of memory");
+                peer_down(p, "out of memory");
                 return;
         }
         p->state = PEER_CONNECTING;
@@ -421,7 +260,7 @@ static void ping(struct peer *p) {
         struct proto_msg m = { .type = PROTO_PING, .seq = p->seq++ };
 
         m.clock_ns = loop_realtime_ns();
-        queue(p, &m);
+        peer_queue(p, &m);
         p->last_ping_ms = loop_clock_ms();
 }
 
@@ -437,20 +276,20 @@ static int64_t on_timer(struct loop *l, void *ctx) {
         case PEER_CONNECTING:
         case PEER_HELLO:
                 if (now - p->started_ms > PEER_CONNECT_MS) {
-                        down(p, p->state == PEER_CONNECTING ? "timed out connecting" : "timed out in the handshake");
+                        peer_down(p, p->state == PEER_CONNECTING ? "timed out connecting" : "timed out in the handshake");
                         return LOOP_TIMER_STOP;
                 }
                 break;
         case PEER_INV:
                 /* A large inventory may take long: only silence is fatal. */
                 if (now - p->last_rx_ms > PEER_CONNECT_MS) {
-                        down(p, "timed out receiving the inventory");
+                        peer_down(p, "timed out receiving the inventory");
                         return LOOP_TIMER_STOP;
                 }
                 break;
         case PEER_READY:
                 if (now - p->last_rx_ms > PEER_DEAD_MS) {
-                        down(p, "no answer for 20 s");
+                        peer_down(p, "no answer for 20 s");
                         return LOOP_TIMER_STOP;
                 }
                 if (now - p->last_ping_ms >= PEER_PING_MS)
