@@ -268,6 +268,7 @@ int daemon_run(const struct conf *c) {
                 goto out;
         }
         dmn_judge_journal(&d);
+        node_reset_suspects(d.node);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;

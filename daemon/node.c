@@ -234,6 +234,11 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
 
         if (!e)
                 return;
+        if (kind == STATE_KIND_APPLYING) {
+                node_set_kind(n, e, ENT_NONE);
+                e->suspect = true;
+                return;
+        }
         node_set_kind(n, e, kind);
         e->ver = *v;
         if (kind != PROTO_KIND_FILE)
@@ -268,4 +273,44 @@ int node_compact_state(struct node *n) {
         if (!n->state || !state_want_compact(n->state, n->n_files + n->n_tombs))
                 return 0;
         return state_compact(n->state, table_next, &cur);
+}
+
+void node_journal_applying(struct node *n, struct ent *e, const struct proto_ver *v) {
+        int r;
+
+        if (n->state && (r = state_put(n->state, e->name, STATE_KIND_APPLYING, v)) < 0)
+                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+}
+
+void node_journal_restore(struct node *n, struct ent *e) {
+        int r;
+
+        if (!n->state)
+                return;
+        r = e->kind == ENT_NONE ? state_del(n->state, e->name) : state_put(n->state, e->name, e->kind, &e->ver);
+        if (r < 0)
+                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+}
+
+void node_reset_suspects(struct node *n) {
+        for (struct ent *e = n->table; e; e = e->hh.next) {
+                struct sess_file f = SESS_FILE_INIT;
+                int r;
+
+                if (!e->suspect)
+                        continue;
+                e->suspect = false;
+                r = sess_open(n->dirfd, e->name, SESS_EXCL, n->conf->max_file_size, &f);
+                if (r == -ENOENT)
+                        continue;
+                if (r == 0)
+                        r = sess_set_mtime(&f, 1);
+                sess_release(n->dirfd, e->name, &f);
+                if (r < 0)
+                        log_warn("\"%s\": was being written when sessyncd stopped, and cannot be reset: %s",
+                                 e->name, strerror(-r));
+                else
+                        log_warn("\"%s\": was being written when sessyncd stopped; its peers' copy will replace it",
+                                 e->name);
+        }
 }

@@ -53,6 +53,7 @@ struct ent {
         uint8_t kind;           /* PROTO_KIND_* or ENT_NONE */
         bool from_peer;         /* recorded version came from an apply: not pushed live */
         bool checking;          /* in the check set */
+        bool suspect;           /* the journal says an apply was cut short here */
         struct delta_sig *sig;  /* signature of the basis for deltas, or NULL */
         uint64_t sig_hash;      /* content hash of that basis */
         uint8_t *tdata;         /* this turn's read of the file (shared by all peers) */
@@ -169,6 +170,13 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
 /* Forget the live files the journal listed (they cannot be trusted to mean
  * "deleted while down" after a reboot or a wiped directory). */
 void node_forget_files(struct node *n);
+/* Journal that e is about to be overwritten with a peer's version v; and,
+ * after a failed apply, journal e's state again. */
+void node_journal_applying(struct node *n, struct ent *e, const struct proto_ver *v);
+void node_journal_restore(struct node *n, struct ent *e);
+/* At start: files an apply was writing when the daemon died get the oldest
+ * possible mtime, so every peer's copy beats them and is sent again. */
+void node_reset_suspects(struct node *n);
 /* Rewrite the state journal from the table when it has grown too long. */
 int node_compact_state(struct node *n);
 

@@ -167,6 +167,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
                         goto out;
                 }
+                node_journal_applying(n, e, &m->ver);
                 r = sess_set_mtime(&f, m->ver.mtime_ns);
                 len = f.len;
         } else {
@@ -181,11 +182,15 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_state(ack, st, ENT_NONE, NULL);
                         goto out;
                 }
+                /* If we die between the write and the mtime, the next
+                 * start must not take these bytes for a local change. */
+                node_journal_applying(n, e, &m->ver);
                 r = sess_replace(&f, content, len, m->ver.mtime_ns);
         }
         if (r == 0 && f.created && n->file_uid != (uid_t)-1)
                 r = sess_chown(&f, n->file_uid, n->file_gid);
         if (r < 0) {
+                node_journal_restore(n, e);   /* the old file is intact */
                 write_failed(n, idx, m, ack, r);
                 goto out;
         }

@@ -150,7 +150,7 @@ static int set_mtime(int fd, uint64_t mtime_ns) {
 
 int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mtime_ns) {
         const uint8_t *p = data;
-        size_t off = 0;
+        size_t off = 0, head = len;
         int r;
 
         if (f->fd < 0)
@@ -161,10 +161,29 @@ int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mti
                 r = -errno;
                 if (r != -EOPNOTSUPP)
                         return r;
-                /* No fallocate on this file system: fall through unguarded. */
+                /* No fallocate here: write the part beyond the old end first.
+                 * Only it needs new blocks, so if it fails the old bytes
+                 * are untouched (cut back to their length). Overwriting
+                 * allocated blocks then needs no space on a non-COW fs. */
+                if (len > f->len) {
+                        size_t toff = f->len;
+
+                        while (toff < len) {
+                                ssize_t n = pwrite(f->fd, p + toff, len - toff, (off_t)toff);
+                                if (n < 0 && errno == EINTR)
+                                        continue;
+                                if (n < 0) {
+                                        r = -errno;
+                                        (void)ftruncate(f->fd, (off_t)f->len);
+                                        return r;
+                                }
+                                toff += (size_t)n;
+                        }
+                        head = f->len;   /* the tail is written */
+                }
         }
-        while (off < len) {
-                ssize_t n = pwrite(f->fd, p + off, len - off, (off_t)off);
+        while (off < head) {
+                ssize_t n = pwrite(f->fd, p + off, head - off, (off_t)off);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;

@@ -7,7 +7,8 @@
  *
  * Storage: state_dir/journal, an append-only text journal, one record a
  * line (session names have no spaces or newlines):
- *     T <kind> <mtime_ns> <hash-hex16> <made_ns> <name>   kind 0 file, 1 destroy, 2 expire
+ *     T <kind> <mtime_ns> <hash-hex16> <made_ns> <name>   kind 0 file, 1 destroy, 2 expire,
+ *                                                         9 a peer's version being written
  *     D <name>                                            forget name
  * The last record of a name wins. A torn last line (crash mid-append) is
  * cut off at open.
@@ -34,6 +35,12 @@
 #include "proto/msg.h"
 
 struct state;
+
+/* Journal kind of "this name is being overwritten with a peer's version":
+ * written before an apply touches the file and superseded by the file
+ * record after it. Found last at start, it means the daemon died mid-write
+ * and the file's bytes and mtime cannot be trusted. */
+#define STATE_KIND_APPLYING 9
 
 typedef void (*state_load_cb)(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v,
                               uint64_t made_ns);

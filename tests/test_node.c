@@ -13,6 +13,7 @@
 #include "daemon/node.h"
 #include "lib/conf.h"
 #include "lib/sess.h"
+#include "lib/state.h"
 
 static char dir[64];
 static struct conf conf;
@@ -286,4 +287,21 @@ Test(node, expiry_never_frees_an_entry_still_in_a_dirty_vector) {
         node_expire_tombs(node);
         cr_assert_null(node_get(node, "sess_gone"), "freed once nothing refers to it");
         cr_assert_eq(node->n_tombs, 0);
+}
+
+Test(node, a_file_left_mid_apply_is_reset_so_peers_win) {
+        struct proto_ver v = { 1700000000000000000ull, 42 };
+        struct stat st;
+        char path[256];
+
+        put_file("sess_torn", "new head + old tail", 0);
+        node_load_record(node, "sess_torn", STATE_KIND_APPLYING, &v, 0);
+        cr_assert(node_get(node, "sess_torn")->suspect);
+        cr_assert_eq(node->n_files, 0, "not counted as a file we know");
+        node_reset_suspects(node);
+        snprintf(path, sizeof(path), "%s/sess_torn", dir);
+        cr_assert_eq(stat(path, &st), 0);
+        cr_assert_eq(st.st_mtim.tv_sec, 0);
+        cr_assert_eq(st.st_mtim.tv_nsec, 1, "the oldest mtime: any peer's version beats it");
+        cr_assert_not(node_get(node, "sess_torn")->suspect);
 }

@@ -424,7 +424,7 @@ Test(tomb, garbage_lines_skipped) {
                    "D\n"
                    "T 1 x 0000000000000001 1 sess_bad1\n"
                    "T 0 1 0000000000000001 1 sess_kind0\n"
-                   "T 9 1 0000000000000001 1 sess_kind9\n"
+                   "T 7 1 0000000000000001 1 sess_kind7\n"
                    "T 1 1 0000000000000001 1 a/b\n"
                    "T 1 1 0000000000000001 1 ..\n"
                    "T 1 1 0000000000000001\n"
@@ -754,5 +754,21 @@ Test(tomb, readonly_never_compacts) {
         assert_rec(&rs, "sess_keep", PROTO_KIND_EXPIRE, T_MTIME, 7);
         state_close(ro);
         cr_assert_eq(journal_size(), size);
+        recs_free(&rs);
+}
+
+Test(tomb, applying_records_load_as_their_own_kind_and_are_superseded) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+
+        put(s, "sess_a", STATE_KIND_APPLYING, T_MTIME, 1);
+        put(s, "sess_b", STATE_KIND_APPLYING, T_MTIME, 2);
+        put(s, "sess_b", PROTO_KIND_FILE, T_MTIME, 2);   /* the apply finished */
+        state_close(s);
+        recs_free(&rs);
+        rs = reload();
+        cr_assert_eq(rs.n, 2);
+        assert_rec(&rs, "sess_a", STATE_KIND_APPLYING, T_MTIME, 1);
+        assert_rec(&rs, "sess_b", PROTO_KIND_FILE, T_MTIME, 2);
         recs_free(&rs);
 }
