@@ -40,7 +40,7 @@ $(BUILD)/sessyncd: $(MAIN_OBJ) $(CORE_OBJ)
 sessyncd: $(BUILD)/sessyncd
 	cp -f $< $@
 
-$(BUILD)/tests/%: tests/%.c $(CORE_OBJ)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARNINGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(CORE_OBJ) $(LDLIBS) -lcriterion
 

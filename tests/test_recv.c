@@ -1,99 +1,12 @@
 /* The receiver (recv_apply) against a real directory and node table: it
  * must never hide a local write or logout that no check has seen yet, and
  * never take versions a tombstone may have forgotten or a bad clock made. */
-#include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <stdbool.h>
 #include <time.h>
 
-#include "daemon/loop.h"
-#include "daemon/node.h"
-#include "lib/conf.h"
-#include "lib/sess.h"
 #include "daemon/recv.h"
 #include "proto/msg.h"
-
-static char dir[64];
-static struct conf conf;
-static struct conf_peer peers[2];
-static struct loop *loop;
-static struct node *node;
-static int dirfd_;
-
-static void setup(void) {
-        strcpy(dir, "/tmp/sessync-recv.XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        memset(&conf, 0, sizeof(conf));
-        strcpy(conf.name, "a");
-        conf.session_dir = dir;
-        conf.session_prefix = "sess_";
-        conf.max_file_size = 1 << 20;
-        conf.session_lifetime_ms = 1440 * 1000;
-        conf.tombstone_ttl_ms = 86400 * 1000;
-        strcpy(peers[0].name, "b");
-        strcpy(peers[1].name, "c");
-        conf.peers = peers;
-        conf.n_peers = 2;
-        loop = loop_new();
-        cr_assert_not_null(loop);
-        dirfd_ = sess_dir_open(dir);
-        cr_assert_geq(dirfd_, 0);
-        cr_assert_eq(node_new(&conf, loop, dirfd_, &node), 0);
-}
-
-static void teardown(void) {
-        char cmd[128];
-
-        node_free(node);
-        loop_free(loop);
-        close(dirfd_);
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        (void)system(cmd);
-}
-
-static void put_file(const char *name, const char *content, long long mtime_s) {
-        char path[256];
-        FILE *f;
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        f = fopen(path, "w");
-        cr_assert_not_null(f);
-        fputs(content, f);
-        fclose(f);
-        if (mtime_s) {
-                struct timespec ts[2] = { { mtime_s, 0 }, { mtime_s, 123 } };
-                cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
-        }
-}
-
-static void rm_file(const char *name) {
-        char path[256];
-
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
-        cr_assert_eq(unlink(path), 0);
-}
-
-/* Check a name as an inotify event would, then end the turn. */
-static struct ent *check(const char *name) {
-        node_check(node, name);
-        node_run_checks(node);
-        node_end_turn(node);
-        return node_get(node, name);
-}
-
-static size_t drain(size_t idx) {
-        size_t n = 0;
-
-        while (node_next_dirty(node, idx))
-                n++;
-        return n;
-}
+#include "tests/fixture_node.h"
 
 TestSuite(recv, .init = setup, .fini = teardown);
 
