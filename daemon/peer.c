@@ -41,6 +41,7 @@ void peer_down(struct peer *p, const char *reason) {
         proto_wr_reset(&p->out);
         p->in_flight = 0;
         p->fl_head = 0;
+        p->resyncing = false;
         p->state = PEER_DOWN;
         if (p->once) {
                 p->failed = true;
@@ -109,7 +110,8 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                         return peer_on_hello(p, m);
                 break;
         case PEER_INV:
-                if (m->type == PROTO_INV) {
+        case PEER_READY:
+                if (m->type == PROTO_INV && (p->state == PEER_INV || p->resyncing)) {
                         struct proto_rd rd;
                         struct proto_inv_ent ie;
                         uint32_t left = m->count;
@@ -119,17 +121,29 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                                 peer_inv_entry(p, &ie);
                         return 0;
                 }
-                if (m->type == PROTO_INV_END) {
-                        size_t n = peer_finish_catchup(p);
+                if (m->type == PROTO_INV_END && p->state == PEER_INV) {
+                        size_t n;
+
+                        (void)peer_finish_catchup(p);
+                        n = node_pending(p->node, p->idx);
 
                         p->state = PEER_READY;
                         p->backoff_ms = PEER_BACKOFF_MIN_MS;
                         p->last_error[0] = 0;
+                        p->last_resync_ms = loop_clock_ms();
                         log_info("peer \"%s\": connected, %zu to send", pname(p), n);
                         return 0;
                 }
-                break;
-        case PEER_READY:
+                if (m->type == PROTO_INV_END && p->resyncing) {
+                        size_t n = peer_finish_catchup(p);
+
+                        p->resyncing = false;
+                        if (n > 0)
+                                log_info("peer \"%s\": periodic catch-up found %zu to send", pname(p), n);
+                        return 0;
+                }
+                if (p->state == PEER_INV)
+                        break;
                 if (m->type == PROTO_ACK) {
                         peer_on_ack(p, m);
                         return 0;
@@ -264,6 +278,19 @@ static void ping(struct peer *p) {
         p->last_ping_ms = loop_clock_ms();
 }
 
+/* Periodic catch-up (docs/DECISIONS.md): replicated versions reach other
+ * peers only through catch-up, so a version that missed a peer because of a
+ * partition between two others arrives within this period, not only at the
+ * next reconnect. */
+static void resync(struct peer *p) {
+        struct proto_msg m = { .type = PROTO_INV_REQ, .seq = p->seq++ };
+
+        peer_queue(p, &m);
+        peer_start_catchup(p);
+        p->resyncing = true;
+        p->last_resync_ms = loop_clock_ms();
+}
+
 static int64_t on_timer(struct loop *l, void *ctx) {
         struct peer *p = ctx;
         uint64_t now = loop_clock_ms();
@@ -294,6 +321,8 @@ static int64_t on_timer(struct loop *l, void *ctx) {
                 }
                 if (now - p->last_ping_ms >= PEER_PING_MS)
                         ping(p);
+                if (!p->resyncing && !p->once && now - p->last_resync_ms >= p->conf->resync_interval_ms)
+                        resync(p);
                 break;
         }
         drive(p);   /* resolving polls here; ACKs libssh2 buffered get read */

@@ -44,6 +44,9 @@ struct peer {
         uint64_t started_ms;
         uint64_t last_rx_ms, last_ping_ms;
         size_t rx_bytes;                /* read from the channel, ever */
+        uint64_t last_resync_ms;
+        bool resyncing;                 /* INV_REQ sent, INV_END not yet back */
+        size_t catchup_found;           /* entries the running catch-up marked */
         struct proto_wr in, out;
         uint32_t seq;
         uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */
@@ -68,7 +71,9 @@ void peer_queue(struct peer *p, const struct proto_msg *m);
 
 /* peer_msg.c */
 int peer_on_hello(struct peer *p, const struct proto_msg *m);
+void peer_start_catchup(struct peer *p);
 void peer_inv_entry(struct peer *p, const struct proto_inv_ent *ie);
+/* Returns how many entries this catch-up found the peer lacks or holds older. */
 size_t peer_finish_catchup(struct peer *p);
 void peer_on_ack(struct peer *p, const struct proto_msg *m);
 

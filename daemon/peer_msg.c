@@ -13,9 +13,10 @@
 #include "daemon/node.h"
 #include "proto/msg.h"
 
-static void start_catchup(struct peer *p) {
+void peer_start_catchup(struct peer *p) {
         for (struct ent *e = p->node->table; e; e = e->hh.next)
                 e->peer[p->idx].missing = true;
+        p->catchup_found = 0;
 }
 
 void peer_inv_entry(struct peer *p, const struct proto_inv_ent *ie) {
@@ -29,9 +30,10 @@ void peer_inv_entry(struct peer *p, const struct proto_inv_ent *ie) {
         ep->has = ie->ver;
         ep->has_kind = ie->kind;
         ep->full = false;
-        if (node_state_beats(e->kind, &e->ver, ie->kind, &ie->ver))
+        if (node_state_beats(e->kind, &e->ver, ie->kind, &ie->ver)) {
                 node_mark_dirty(p->node, e, p->idx);
-        else
+                p->catchup_found++;
+        } else
                 node_clear_dirty(p->node, e, p->idx);   /* it has this or better already */
 }
 
@@ -44,10 +46,12 @@ size_t peer_finish_catchup(struct peer *p) {
                 ep->missing = false;
                 ep->has_kind = ENT_NONE;
                 ep->has = (struct proto_ver){ 0, 0 };
-                if (e->kind != ENT_NONE)
+                if (e->kind != ENT_NONE) {
                         node_mark_dirty(p->node, e, p->idx);
+                        p->catchup_found++;
+                }
         }
-        return node_pending(p->node, p->idx);
+        return p->catchup_found;
 }
 
 int peer_on_hello(struct peer *p, const struct proto_msg *m) {
@@ -71,7 +75,7 @@ int peer_on_hello(struct peer *p, const struct proto_msg *m) {
                 log_warn("peer \"%s\": clock differs from ours by %lld ms (over clock_skew_warn): versions are "
                          "mtimes, so keep clocks in sync (NTP)", pname(p), (long long)skew_ms);
         p->state = PEER_INV;
-        start_catchup(p);
+        peer_start_catchup(p);
         return 0;
 }
 

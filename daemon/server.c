@@ -182,6 +182,9 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                         recv_apply(c->srv->node, c->idx, m, &reply);
                         (void)proto_msg_encode(&c->out, &reply);
                         return 0;
+                case PROTO_INV_REQ:
+                        send_inventory(c);
+                        return 0;
                 case PROTO_PING:
                         reply.type = PROTO_PONG;
                         reply.seq = m->seq;

@@ -57,7 +57,7 @@ struct key {
 enum node_key {
         NK_NAME, NK_SESSION_DIR, NK_STATE_DIR, NK_SOCKET, NK_IDENTITY, NK_KNOWN_HOSTS,
         NK_SESSION_PREFIX, NK_MAX_FILE_SIZE, NK_SESSION_LIFETIME, NK_TOMBSTONE_TTL,
-        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, N_NODE_KEYS,
+        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, N_NODE_KEYS,
         NK_N_REQUIRED = NK_SESSION_PREFIX,
 };
 #define NODE(n, t, f) { n, t, offsetof(struct conf, f) }
@@ -70,6 +70,7 @@ static const struct key node_keys[N_NODE_KEYS] = {
         NODE("tombstone_ttl", V_DURATION, tombstone_ttl_ms),
         NODE("clock_skew_warn", V_DURATION, clock_skew_warn_ms), NODE("log_level", V_LEVEL, log_level),
         NODE("metrics_file", V_PATH, metrics_file),
+        NODE("resync_interval", V_DURATION, resync_interval_ms),
 };
 enum peer_key { PK_HOST, PK_PORT, PK_USER, N_PEER_KEYS };
 #define PEER(n, t, f) { n, t, offsetof(struct conf_peer, f) }
@@ -423,6 +424,7 @@ int conf_load(const char *path, struct conf **ret, char **ret_errors) {
         c->session_lifetime_ms = 1440 * 1000;
         c->tombstone_ttl_ms = 24 * 3600 * 1000;
         c->clock_skew_warn_ms = 2000;
+        c->resync_interval_ms = 60000;
         c->log_level = CONF_LOG_INFO;
 
         if (!(p.in = fopen(path, "re"))) {

@@ -42,6 +42,7 @@ struct conf {
         uint64_t session_lifetime_ms;   /* default 1440 s */
         uint64_t tombstone_ttl_ms;      /* default 24h; must be > session_lifetime */
         uint64_t clock_skew_warn_ms;    /* optional key clock_skew_warn, default 2s */
+        uint64_t resync_interval_ms;    /* optional key resync_interval, default 60s: periodic catch-up */
         int log_level;                  /* enum conf_log_level; default info */
         char *metrics_file;             /* optional; NULL if unset */
 

@@ -33,7 +33,7 @@ const char *proto_type_name(uint8_t type) {
                 [PROTO_TOUCH] = "TOUCH", [PROTO_DELETE] = "DELETE", [PROTO_ACK] = "ACK",
                 [PROTO_INV] = "INV", [PROTO_INV_END] = "INV_END", [PROTO_PING] = "PING",
                 [PROTO_PONG] = "PONG", [PROTO_SERVE] = "SERVE", [PROTO_STATUS_REQ] = "STATUS_REQ",
-                [PROTO_STATUS] = "STATUS", [PROTO_ERROR] = "ERROR",
+                [PROTO_STATUS] = "STATUS", [PROTO_ERROR] = "ERROR", [PROTO_INV_REQ] = "INV_REQ",
         };
         if (type == 0 || type > PROTO_TYPE_MAX_)
                 return "UNKNOWN";
@@ -223,6 +223,8 @@ static int decode_payload(struct proto_rd *rd, struct proto_msg *m) {
                 if ((r = proto_get_u8(rd, &m->kind)) < 0)
                         return r;
                 break;
+        case PROTO_INV_REQ:
+                break;
         case PROTO_STATUS:
         case PROTO_ERROR:
                 if ((r = proto_get_blob(rd, PROTO_DATA_MAX, &m->data, &m->data_len)) < 0)
@@ -341,6 +343,8 @@ int proto_msg_encode(struct proto_wr *wr, const struct proto_msg *m) {
                 break;
         case PROTO_STATUS_REQ:
                 proto_put_u8(wr, m->kind);
+                break;
+        case PROTO_INV_REQ:
                 break;
         case PROTO_STATUS:
         case PROTO_ERROR:

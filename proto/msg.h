@@ -40,7 +40,8 @@ enum proto_type {
         PROTO_STATUS_REQ = 12,  /* local socket only */
         PROTO_STATUS = 13,      /* local socket only */
         PROTO_ERROR = 14,       /* either side: a reason before closing */
-        PROTO_TYPE_MAX_ = 14,
+        PROTO_INV_REQ = 15,     /* pusher: send me your inventory again (periodic catch-up) */
+        PROTO_TYPE_MAX_ = 15,
 };
 
 /* A file's version: origin's mtime in ns since the epoch, ties broken by the

@@ -784,12 +784,13 @@ Test(conf, shipped_example_defaults_are_true) {
         fclose(out);
         free(line);
         c = load_ok(text);
-        cr_expect_eq(n_set, 7 + 2 * 2);
+        cr_expect_eq(n_set, 8 + 2 * 2);
         cr_expect_str_eq(c->session_prefix, "sess_");
         cr_expect_eq(c->max_file_size, 1048576);
         cr_expect_eq(c->session_lifetime_ms, 1440000);
         cr_expect_eq(c->tombstone_ttl_ms, 86400000);
         cr_expect_eq(c->clock_skew_warn_ms, 2000);
+        cr_expect_eq(c->resync_interval_ms, 60000);
         cr_expect_eq(c->log_level, CONF_LOG_INFO);
         cr_expect_str_eq(c->metrics_file, "/var/lib/prometheus/node-exporter/sessync.prom");
         cr_expect_eq(c->peers[1].port, 22);
