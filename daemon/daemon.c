@@ -38,21 +38,20 @@ static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const stru
  * running as PHP's user (the systemd unit) creates PHP's files. A root
  * daemon gives the files it creates to the owner of the session directory,
  * unless that is root too (Debian's 1733 root dir): then it can only warn. */
-static void file_owner(struct dmn *d) {
+static void file_owner(struct daemon *d) {
         struct stat st;
 
         if (geteuid() != 0 || fstat(d->dirfd, &st) < 0)
                 return;
         if (st.st_uid != 0) {
-                d->node->file_uid = st.st_uid;
-                d->node->file_gid = st.st_gid;
+                node_set_file_owner(d->node, st.st_uid, st.st_gid);
         } else if (d->conf->n_peers > 0) {
                 log_warn("running as root with a root-owned session_dir: replicas will be root's (mode 0600), which "
                          "PHP running as another user cannot read; run sessyncd as PHP's user");
         }
 }
 
-int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
+int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode mode) {
         int r;
 
         memset(d, 0, sizeof(*d));
@@ -64,7 +63,7 @@ int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
                 log_error("session_dir \"%s\": %s", c->session_dir, strerror(-d->dirfd));
                 return d->dirfd;
         }
-        if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST && mode == DMN_STATE_WRITE) {
+        if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST && mode == DAEMON_STATE_WRITE) {
                 r = -errno;
                 log_error("state_dir \"%s\": %s", c->state_dir, strerror(-r));
                 return r;
@@ -76,7 +75,7 @@ int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
                 return r;
         file_owner(d);
         r = state_open(c->state_dir, node_load_record, d->node, false, &d->state);
-        if (r < 0 && mode == DMN_STATE_TRY) {
+        if (r < 0 && mode == DAEMON_STATE_TRY) {
                 /* The daemon runs and owns the state (or we may not lock
                  * it): read its tombstones. */
                 state_close(d->state);
@@ -90,17 +89,21 @@ int dmn_open(struct dmn *d, const struct conf *c, enum dmn_state_mode mode) {
                 return r;
         }
         if (!d->state_readonly)
-                d->node->state = d->state;
+                node_set_state(d->node, d->state);
+        d->peers = calloc(c->n_peers ? c->n_peers : 1, sizeof(*d->peers));
+        if (!d->peers)
+                return -ENOMEM;
         for (size_t i = 0; i < c->n_peers; i++)
-                if ((r = peer_new(d->node, i, &d->node->peers[i])) < 0)
+                if ((r = peer_new(d->node, c, d->loop, i, &d->peers[i])) < 0)
                         return r;
         return 0;
 }
 
-void dmn_close(struct dmn *d) {
-        if (d->node)
-                for (size_t i = 0; i < d->node->n_peers; i++)
-                        peer_free(d->node->peers[i]);
+void daemon_close(struct daemon *d) {
+        if (d->peers)
+                for (size_t i = 0; i < d->conf->n_peers; i++)
+                        peer_free(d->peers[i]);
+        free(d->peers);
         server_free(d->server);
         watch_free(d->watch);
         loop_del_fd(d->loop, d->sigreg);
@@ -118,25 +121,20 @@ void dmn_close(struct dmn *d) {
         d->sigfd = -1;
 }
 
-static void sync_state(struct dmn *d) {
-        int r = state_sync(d->state);
-
-        if (r < 0)
-                log_error("cannot sync tombstones to disk: %s", strerror(-r));
-}
-
-/* Once per turn: look at what inotify reported, push it, reply. Tombstones
- * recorded this turn reach the disk before any ACK or DELETE leaves. */
-void dmn_before_sleep(struct loop *l, void *ctx) {
-        struct dmn *d = ctx;
+/* One turn, once all callbacks have run (docs/ARCHITECTURE.md "The
+ * turn"): check what inotify reported; make this turn's tombstones durable;
+ * fill every peer's window; write the replies the socket's connections
+ * produced; end the turn. Durability is ordered here and nowhere else: no
+ * DELETE and no ACK leaves before the tombstones it depends on are on disk. */
+void daemon_turn(struct loop *l, void *ctx) {
+        struct daemon *d = ctx;
 
         (void)l;
-        sync_state(d);
         node_run_checks(d->node);
-        sync_state(d);
-        for (size_t i = 0; i < d->node->n_peers; i++)
+        (void)node_make_durable(d->node);
+        for (size_t i = 0; i < d->conf->n_peers; i++)
                 if (!d->only || d->only[i])
-                        peer_flush(d->node->peers[i]);
+                        peer_flush(d->peers[i]);
         if (d->server)
                 server_flush(d->server);
         node_end_turn(d->node);
@@ -145,7 +143,7 @@ void dmn_before_sleep(struct loop *l, void *ctx) {
 }
 
 static void on_watch(void *ctx, const char *name, uint32_t mask) {
-        struct dmn *d = ctx;
+        struct daemon *d = ctx;
 
         if (name) {
                 node_check(d->node, name);
@@ -153,7 +151,7 @@ static void on_watch(void *ctx, const char *name, uint32_t mask) {
         }
         if (mask & IN_Q_OVERFLOW) {
                 log_warn("inotify queue overflowed; rescanning \"%s\"", d->conf->session_dir);
-                d->node->rescan = true;
+                node_rescan_later(d->node);
                 return;
         }
         log_error("session_dir \"%s\" was removed or unmounted; stopping", d->conf->session_dir);
@@ -161,7 +159,7 @@ static void on_watch(void *ctx, const char *name, uint32_t mask) {
 }
 
 static void on_signal(struct loop *l, uint32_t events, void *ctx) {
-        struct dmn *d = ctx;
+        struct daemon *d = ctx;
         struct signalfd_siginfo si;
 
         (void)events;
@@ -176,7 +174,7 @@ static void on_signal(struct loop *l, uint32_t events, void *ctx) {
 }
 
 static int64_t on_housekeeping(struct loop *l, void *ctx) {
-        struct dmn *d = ctx;
+        struct daemon *d = ctx;
         int r;
 
         (void)l;
@@ -189,7 +187,7 @@ static int64_t on_housekeeping(struct loop *l, void *ctx) {
 /* A session dir without a single session file while the journal lists some
  * is a wiped or freshly mounted tmpfs far more often than a cluster where
  * every user logged out during a restart. */
-static bool dir_has_sessions(struct dmn *d) {
+static bool dir_has_sessions(struct daemon *d) {
         struct dirent *de;
         bool found = false;
         DIR *dir;
@@ -209,34 +207,34 @@ static bool dir_has_sessions(struct dmn *d) {
 /* Files the journal lists but the directory lacks were deleted while we were
  * down: node_scan turns them into tombstones, unless the machine rebooted
  * or the directory was wiped, where absence means nothing. */
-void dmn_judge_journal(struct dmn *d) {
-        if (d->node->n_files == 0 || d->state_readonly)
+void daemon_judge_journal(struct daemon *d) {
+        if (node_n_files(d->node) == 0 || d->state_readonly)
                 return;
         if (state_new_boot(d->state)) {
                 log_info("first start since boot: %zu session(s) known from before are not taken as deleted; "
-                         "peers will send them back", d->node->n_files);
+                         "peers will send them back", node_n_files(d->node));
                 node_forget_files(d->node);
         } else if (!dir_has_sessions(d)) {
                 log_warn("\"%s\" holds no sessions but held %zu before this start: taken as wiped, not as "
-                         "%zu logouts; peers will send them back", d->conf->session_dir, d->node->n_files,
-                         d->node->n_files);
+                         "%zu logouts; peers will send them back", d->conf->session_dir, node_n_files(d->node),
+                         node_n_files(d->node));
                 node_forget_files(d->node);
         }
 }
 
 static int64_t on_metrics(struct loop *l, void *ctx) {
-        struct dmn *d = ctx;
+        struct daemon *d = ctx;
         int r;
 
         (void)l;
-        r = metrics_write(d->node, d->conf->metrics_file);
+        r = metrics_write(d->node, d->peers, d->conf->metrics_file);
         if (r < 0 && !d->metrics_failed)
                 log_warn("metrics_file \"%s\": %s; will keep trying", d->conf->metrics_file, strerror(-r));
         d->metrics_failed = r < 0;
         return METRICS_MS;
 }
 
-int dmn_signals(struct dmn *d) {
+int daemon_signals(struct daemon *d) {
         sigset_t set;
 
         sigemptyset(&set);
@@ -253,12 +251,12 @@ int dmn_signals(struct dmn *d) {
 }
 
 int daemon_run(const struct conf *c) {
-        struct dmn d;
+        struct daemon d;
         int r, code = 1;
 
-        if ((r = dmn_open(&d, c, DMN_STATE_WRITE)) < 0)
+        if ((r = daemon_open(&d, c, DAEMON_STATE_WRITE)) < 0)
                 goto out;
-        if ((r = dmn_signals(&d)) < 0) {
+        if ((r = daemon_signals(&d)) < 0) {
                 log_error("signals: %s", strerror(-r));
                 goto out;
         }
@@ -267,13 +265,13 @@ int daemon_run(const struct conf *c) {
                 log_error("cannot watch \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
         }
-        dmn_judge_journal(&d);
+        daemon_judge_journal(&d);
         node_reset_suspects(d.node);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
         }
-        if ((r = server_new(d.node, &d.server)) < 0) {
+        if ((r = server_new(d.node, d.loop, d.peers, &d.server)) < 0) {
                 log_error("socket \"%s\": %s", c->socket,
                           r == -EADDRINUSE ? "another sessyncd is running there" : strerror(-r));
                 goto out;
@@ -289,8 +287,8 @@ int daemon_run(const struct conf *c) {
                 loop_timer_arm(d.loop, d.metrics, 0);
         }
         for (size_t i = 0; i < c->n_peers; i++)
-                peer_start(d.node->peers[i], false);
-        loop_set_before_sleep(d.loop, dmn_before_sleep, &d);
+                peer_start(d.peers[i], false);
+        loop_set_before_sleep(d.loop, daemon_turn, &d);
         log_info("node \"%s\": watching \"%s\", %zu peer(s), socket \"%s\"", c->name, c->session_dir, c->n_peers,
                  c->socket);
         r = loop_run(d.loop);
@@ -303,6 +301,6 @@ int daemon_run(const struct conf *c) {
 out:
         if (d.server)
                 (void)unlink(c->socket);
-        dmn_close(&d);
+        daemon_close(&d);
         return code;
 }

@@ -1,6 +1,7 @@
-/* The daemon's top level: build the node, the watcher, the socket server and
- * one peer per [peer] section on one loop, and run it. Also the standalone
- * --full-sync, which builds the same objects without watcher or server. */
+/* The daemon's top level (daemon.c): build the node, the watcher, the socket
+ * server and one peer per [peer] section on one loop, and run it. Also the
+ * standalone --full-sync (fullsync.c), which builds the same objects
+ * without watcher or server. */
 #ifndef SESSYNC_DAEMON_DAEMON_H
 #define SESSYNC_DAEMON_DAEMON_H
 
@@ -15,8 +16,5 @@ int daemon_run(const struct conf *c);
  * for every acknowledgement; print one line per peer. Exit status 0 only if
  * every peer confirmed, 1 otherwise, 2 if a name is not a configured peer. */
 int daemon_full_sync(const struct conf *c, char *const *names, size_t n);
-
-/* --status: ask the running daemon. 0, or 1 if it is not running. */
-int daemon_status(const struct conf *c, int json);
 
 #endif

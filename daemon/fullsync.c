@@ -1,5 +1,5 @@
-/* --full-sync and --status: the CLI commands that talk to peers or to the
- * running daemon. --full-sync does not need the daemon: it scans the session
+/* --full-sync (docs/DESIGN.md "Catch-up and full sync"). It does not need
+ * the daemon: it scans the session
  * directory itself and pushes over its own SSH connections with the same
  * peer code the daemon uses. Without a daemon it takes the state lock and,
  * like the daemon at start, turns sessions deleted since the daemon stopped
@@ -18,11 +18,7 @@
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
-#include "daemon/serve.h"
-#include "daemon/wire.h"
 #include "lib/conf.h"
-#include "lib/io.h"
-#include "proto/msg.h"
 
 #define FULLSYNC_TIMEOUT_MS 120000
 
@@ -34,7 +30,7 @@ struct fs_run {
         int result;
 };
 
-static void fs_progress(struct dmn *d, struct fs_run *fs) {
+static void fs_progress(struct daemon *d, struct fs_run *fs) {
         uint64_t now = loop_clock_ms();
         char line[512] = "";
         size_t off = 0;
@@ -42,22 +38,22 @@ static void fs_progress(struct dmn *d, struct fs_run *fs) {
         if (!fs->tty || now - fs->last_progress_ms < 200)
                 return;
         fs->last_progress_ms = now;
-        for (size_t i = 0; i < d->node->n_peers && off < sizeof(line) - 80; i++) {
+        for (size_t i = 0; i < d->conf->n_peers && off < sizeof(line) - 80; i++) {
                 if (!fs->only[i])
                         continue;
                 off += (size_t)snprintf(line + off, sizeof(line) - off, "%s: %llu sent, %zu to go  ",
-                                        d->conf->peers[i].name, (unsigned long long)d->node->stats[i].sent,
-                                        node_pending(d->node, i) + peer_in_flight(d->node->peers[i]));
+                                        d->conf->peers[i].name, (unsigned long long)node_stats(d->node, i)->sent,
+                                        node_pending(d->node, i) + peer_in_flight(d->peers[i]));
         }
         fprintf(stderr, "\r%s", line);
 }
 
-static void fs_turn(struct dmn *d) {
+static void fs_turn(struct daemon *d) {
         struct fs_run *fs = d->ctx;
         bool done = true;
 
-        for (size_t i = 0; i < d->node->n_peers; i++) {
-                struct peer *p = d->node->peers[i];
+        for (size_t i = 0; i < d->conf->n_peers; i++) {
+                struct peer *p = d->peers[i];
 
                 if (fs->only[i] && !peer_failed(p) && !peer_idle(p))
                         done = false;
@@ -68,7 +64,7 @@ static void fs_turn(struct dmn *d) {
 }
 
 static int64_t fs_tick(struct loop *l, void *ctx) {
-        struct dmn *d = ctx;
+        struct daemon *d = ctx;
 
         (void)l;
         fs_turn(d);   /* wakes the loop so the deadline is seen while idle */
@@ -78,7 +74,7 @@ static int64_t fs_tick(struct loop *l, void *ctx) {
 int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
         struct fs_run fs = { .tty = isatty(STDERR_FILENO) };
         struct loop_timer *tick = NULL;
-        struct dmn d;
+        struct daemon d;
         int r, code = 1;
 
         fs.only = calloc(c->n_peers ? c->n_peers : 1, sizeof(bool));
@@ -97,9 +93,9 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
         for (size_t i = 0; i < c->n_peers && n == 0; i++)
                 fs.only[i] = true;
 
-        if ((r = dmn_open(&d, c, DMN_STATE_TRY)) < 0)
+        if ((r = daemon_open(&d, c, DAEMON_STATE_TRY)) < 0)
                 goto out;
-        dmn_judge_journal(&d);
+        daemon_judge_journal(&d);
         if ((r = node_scan(d.node)) < 0) {
                 log_error("cannot scan \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
@@ -114,16 +110,16 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
         fs.deadline_ms = loop_clock_ms() + FULLSYNC_TIMEOUT_MS;
         for (size_t i = 0; i < c->n_peers; i++)
                 if (fs.only[i])
-                        peer_start(d.node->peers[i], true);
-        loop_set_before_sleep(d.loop, dmn_before_sleep, &d);
+                        peer_start(d.peers[i], true);
+        loop_set_before_sleep(d.loop, daemon_turn, &d);
         (void)loop_run(d.loop);
         if (fs.tty)
                 fprintf(stderr, "\r\033[K");
 
         code = 0;
         for (size_t i = 0; i < c->n_peers; i++) {
-                struct peer *p = d.node->peers[i];
-                const struct node_stats *st = &d.node->stats[i];
+                struct peer *p = d.peers[i];
+                const struct node_stats *st = node_stats(d.node, i);
 
                 if (!fs.only[i])
                         continue;
@@ -144,56 +140,7 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
 out:
         if (tick)
                 loop_del_timer(d.loop, tick);
-        dmn_close(&d);
+        daemon_close(&d);
         free(fs.only);
-        return code;
-}
-
-int daemon_status(const struct conf *c, int json) {
-        struct proto_msg m = { .type = PROTO_STATUS_REQ, .kind = json ? PROTO_STATUS_JSON : PROTO_STATUS_TEXT };
-        struct proto_wr wr;
-        int fd = -1, r, code = 1;
-
-        proto_wr_init(&wr);
-        if ((r = serve_connect(c->socket, &fd)) < 0) {
-                fprintf(stderr, "sessyncd: not running (cannot connect to %s: %s)\n", c->socket, strerror(-r));
-                goto out;
-        }
-        if ((r = proto_msg_encode(&wr, &m)) < 0 || (r = io_write_all(fd, wr.buf, wr.len)) < 0)
-                goto fail;
-        proto_wr_reset(&wr);
-        for (;;) {
-                char buf[16384];
-                size_t flen;
-                ssize_t n = read(fd, buf, sizeof(buf));
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : -ECONNRESET;
-                        goto fail;
-                }
-                proto_put_bytes(&wr, buf, (size_t)n);
-                r = proto_frame_len(wr.buf, wr.len, &flen);
-                if (r == -EAGAIN)
-                        continue;
-                if (r == 0)
-                        r = proto_msg_decode(wr.buf, flen, &m);
-                if (r < 0)
-                        goto fail;
-                if (m.type != PROTO_STATUS) {
-                        r = -EPROTO;
-                        goto fail;
-                }
-                fwrite(m.data, 1, m.data_len, stdout);
-                code = 0;
-                goto out;
-        }
-fail:
-        fprintf(stderr, "sessyncd: status from %s: %s\n", c->socket, wire_strerror(r));
-out:
-        if (fd >= 0)
-                close(fd);
-        proto_wr_free(&wr);
         return code;
 }

@@ -1,42 +1,74 @@
-/* sessyncd: the command line (DESIGN.md "Interface"). Exit status 0 =
+/* sessyncd: the command line (docs/DESIGN.md "Interface"). Exit status 0 =
  * success, 1 = runtime failure, 2 = usage or config error. */
 #include <errno.h>
 #include <getopt.h>
 #include <libssh2.h>
 #include <librsync.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/daemon.h"
 #include "daemon/log.h"
-#include "daemon/serve.h"
+#include "daemon/relay.h"
+#include "daemon/status.h"
 #include "lib/conf.h"
 
 #ifndef SESSYNC_VERSION
 #define SESSYNC_VERSION "0.0.0"
 #endif
 
-enum cmd { CMD_RUN, CMD_SERVE, CMD_FULL_SYNC, CMD_STATUS, CMD_CHECK };
+/* What the command line asked for, beyond the command. */
+struct args {
+        const char *from;               /* --serve --from PEER */
+        bool json;                      /* --status --json */
+        char *const *names;             /* --full-sync PEER... */
+        size_t n_names;
+};
 
-static const struct {
+static int cmd_run(const struct conf *c, const struct args *a);
+static int cmd_serve(const struct conf *c, const struct args *a);
+static int cmd_full_sync(const struct conf *c, const struct args *a);
+static int cmd_status(const struct conf *c, const struct args *a);
+static int cmd_check(const struct conf *c, const struct args *a);
+
+/* One row per command: its option (NULL: the default), the usage and help
+ * text, what it accepts, and the function that runs it. The table drives
+ * both the usage text and the dispatch. */
+static const struct command {
+        const char *option;
         const char *usage;
         const char *what;
+        bool takes_from, takes_json, takes_names;
+        int (*run)(const struct conf *c, const struct args *a);
 } commands[] = {
-        { "sessyncd [-c CONF]", "run the daemon in the foreground" },
-        { "sessyncd -c CONF --serve [--from PEER]", "forced command: relay the SSH channel to the daemon" },
-        { "sessyncd -c CONF --full-sync [PEER...]", "push every session each peer lacks; wait for acknowledgements" },
-        { "sessyncd -c CONF --status [--json]", "per-peer state from the running daemon" },
-        { "sessyncd -c CONF --check-config", "validate the configuration and exit" },
-        { "sessyncd --version | --help", "" },
+        { NULL, "sessyncd [-c CONF]", "run the daemon in the foreground", false, false, false, cmd_run },
+        { "serve", "sessyncd -c CONF --serve [--from PEER]", "forced command: relay the SSH channel to the daemon",
+          true, false, false, cmd_serve },
+        { "full-sync", "sessyncd -c CONF --full-sync [PEER...]",
+          "push every session each peer lacks; wait for acknowledgements", false, false, true, cmd_full_sync },
+        { "status", "sessyncd -c CONF --status [--json]", "per-peer state from the running daemon", false, true, false,
+          cmd_status },
+        { "check-config", "sessyncd -c CONF --check-config", "validate the configuration and exit", false, false, false,
+          cmd_check },
 };
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f) {
         fprintf(f, "sessyncd %s: replicate PHP session files between web nodes over SSH\n\nUsage:\n", SESSYNC_VERSION);
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        for (size_t i = 0; i < N_COMMANDS; i++)
                 fprintf(f, "  %-44s %s\n", commands[i].usage, commands[i].what);
+        fprintf(f, "  %-44s %s\n", "sessyncd --version | --help", "");
         fprintf(f, "\nCONF defaults to %s. Exit status: 0 ok, 1 failure, 2 usage or config error.\n",
                 CONF_DEFAULT_PATH);
+}
+
+static const struct command *find_command(const char *option) {
+        for (size_t i = 0; i < N_COMMANDS; i++)
+                if (commands[i].option && strcmp(commands[i].option, option) == 0)
+                        return &commands[i];
+        return NULL;
 }
 
 /* librsync reports through its trace hook; route it into our log at debug,
@@ -59,33 +91,76 @@ static int load(const char *path, struct conf **ret) {
         return 0;
 }
 
+/* The commands that talk SSH need libssh2 set up around them. */
+static int with_ssh(int (*fn)(const struct conf *c, const struct args *a), const struct conf *c,
+                    const struct args *a) {
+        int code;
+
+        if (libssh2_init(0) != 0) {
+                fprintf(stderr, "sessyncd: libssh2_init failed\n");
+                return 1;
+        }
+        code = fn(c, a);
+        libssh2_exit();
+        return code;
+}
+
+static int run_daemon(const struct conf *c, const struct args *a) {
+        (void)a;
+        return daemon_run(c);
+}
+
+static int run_full_sync(const struct conf *c, const struct args *a) {
+        return daemon_full_sync(c, a->names, a->n_names);
+}
+
+static int cmd_run(const struct conf *c, const struct args *a) {
+        return with_ssh(run_daemon, c, a);
+}
+
+static int cmd_full_sync(const struct conf *c, const struct args *a) {
+        return with_ssh(run_full_sync, c, a);
+}
+
+static int cmd_serve(const struct conf *c, const struct args *a) {
+        return relay_main(c, a->from);
+}
+
+static int cmd_status(const struct conf *c, const struct args *a) {
+        return status_query(c, a->json);
+}
+
+static int cmd_check(const struct conf *c, const struct args *a) {
+        (void)a;
+        printf("%s: ok (node \"%s\", %zu peer(s))\n", c->path, c->name, c->n_peers);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "config", required_argument, NULL, 'c' },
-                { "serve", no_argument, NULL, 'S' },
+                { "serve", no_argument, NULL, 'C' },
+                { "full-sync", no_argument, NULL, 'C' },
+                { "status", no_argument, NULL, 'C' },
+                { "check-config", no_argument, NULL, 'C' },
                 { "from", required_argument, NULL, 'F' },
-                { "full-sync", no_argument, NULL, 'Y' },
-                { "status", no_argument, NULL, 's' },
                 { "json", no_argument, NULL, 'j' },
-                { "check-config", no_argument, NULL, 'k' },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
                 { 0 },
         };
-        const char *path = CONF_DEFAULT_PATH, *from = NULL;
-        enum cmd cmd = CMD_RUN;
-        int ncmd = 0, json = 0, c, code;
+        const char *path = CONF_DEFAULT_PATH;
+        const struct command *cmd = &commands[0];
+        struct args a = { 0 };
+        int ncmd = 0, c, li, code;
         struct conf *conf = NULL;
 
-        while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "c:h", opts, &li)) != -1) {
                 switch (c) {
                 case 'c': path = optarg; break;
-                case 'S': cmd = CMD_SERVE; ncmd++; break;
-                case 'F': from = optarg; break;
-                case 'Y': cmd = CMD_FULL_SYNC; ncmd++; break;
-                case 's': cmd = CMD_STATUS; ncmd++; break;
-                case 'j': json = 1; break;
-                case 'k': cmd = CMD_CHECK; ncmd++; break;
+                case 'C': cmd = find_command(opts[li].name); ncmd++; break;
+                case 'F': a.from = optarg; break;
+                case 'j': a.json = true; break;
                 case 'V': printf("sessyncd %s (librsync %s, libssh2 %s)\n", SESSYNC_VERSION, rs_librsync_version,
                                  LIBSSH2_VERSION);
                           return 0;
@@ -93,8 +168,10 @@ int main(int argc, char **argv) {
                 default: usage(stderr); return 2;
                 }
         }
-        if (ncmd > 1 || (from && cmd != CMD_SERVE) || (json && cmd != CMD_STATUS) ||
-            (optind < argc && cmd != CMD_FULL_SYNC)) {
+        a.names = argv + optind;
+        a.n_names = (size_t)(argc - optind);
+        if (!cmd || ncmd > 1 || (a.from && !cmd->takes_from) || (a.json && !cmd->takes_json) ||
+            (a.n_names > 0 && !cmd->takes_names)) {
                 usage(stderr);
                 return 2;
         }
@@ -103,8 +180,8 @@ int main(int argc, char **argv) {
         /* PHP's "N;/path" spreads sessions over N levels of directories. We
          * refuse it rather than watch thousands of directories: a flat
          * tmpfs directory holds any number of sessions well, and wire names
-         * stay one path component. --serve does not touch the directory. */
-        if (conf->session_depth > 0 && cmd != CMD_SERVE) {
+         * stay one path component. The relay does not touch the directory. */
+        if (conf->session_depth > 0 && cmd->run != cmd_serve) {
                 fprintf(stderr, "%s: session_dir: PHP's \"%u;%s\" layout (sessions in %u levels of subdirectories) is "
                         "not supported; use a flat directory in php.ini and here\n",
                         path, conf->session_depth, conf->session_dir, conf->session_depth);
@@ -119,32 +196,7 @@ int main(int argc, char **argv) {
                 log_set_ident(ident);
         }
         rs_trace_to(rs_log);
-
-        switch (cmd) {
-        case CMD_CHECK:
-                printf("%s: ok (node \"%s\", %zu peer(s))\n", path, conf->name, conf->n_peers);
-                code = 0;
-                break;
-        case CMD_SERVE:
-                code = serve_main(conf, from);
-                break;
-        case CMD_STATUS:
-                code = daemon_status(conf, json);
-                break;
-        case CMD_FULL_SYNC:
-        case CMD_RUN:
-                if (libssh2_init(0) != 0) {
-                        fprintf(stderr, "sessyncd: libssh2_init failed\n");
-                        code = 1;
-                        break;
-                }
-                if (cmd == CMD_RUN)
-                        code = daemon_run(conf);
-                else
-                        code = daemon_full_sync(conf, argv + optind, (size_t)(argc - optind));
-                libssh2_exit();
-                break;
-        }
+        code = cmd->run(conf, &a);
         conf_free(conf);
         return code;
 }

@@ -21,38 +21,38 @@ static void head(struct proto_wr *wr, const char *name, const char *type, const 
 #define PER_PEER(wr_, n_, metric_, type_, help_, fmt_, expr_)                                             \
         do {                                                                                                 \
                 head(wr_, metric_, type_, help_);                                                            \
-                for (size_t i = 0; i < (n_)->n_peers; i++)                                                   \
-                        proto_put_fmt(wr_, "%s{node=\"%s\",peer=\"%s\"} " fmt_ "\n", metric_, (n_)->conf->name,         \
-                            (n_)->conf->peers[i].name, expr_);                                               \
+                for (size_t i = 0; i < node_conf(n_)->n_peers; i++)                                                   \
+                        proto_put_fmt(wr_, "%s{node=\"%s\",peer=\"%s\"} " fmt_ "\n", metric_, node_conf(n_)->name,         \
+                            node_conf(n_)->peers[i].name, expr_);                                               \
         } while (0)
 
-int metrics_render(const struct node *n, struct proto_wr *wr) {
+int metrics_render(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         head(wr, "sessync_sessions", "gauge", "Session files on this node.");
-        proto_put_fmt(wr, "sessync_sessions{node=\"%s\"} %zu\n", n->conf->name, n->n_files);
+        proto_put_fmt(wr, "sessync_sessions{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_files(n));
         head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
-        proto_put_fmt(wr, "sessync_tombstones{node=\"%s\"} %zu\n", n->conf->name, n->n_tombs);
+        proto_put_fmt(wr, "sessync_tombstones{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_tombs(n));
         PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
-                 peer_state(n->peers[i]) == PEER_READY ? 1 : 0);
+                 peer_state(peers[i]) == PEER_READY ? 1 : 0);
         PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
-                 node_pending(n, i) + peer_in_flight(n->peers[i]));
+                 node_pending(n, i) + peer_in_flight(peers[i]));
         PER_PEER(wr, n, "sessync_peer_lag_seconds", "gauge", "Age of the oldest change the peer has not acknowledged.",
-                 "%.3f", (double)peer_lag_ms(n->peers[i]) / 1000.0);
-        PER_PEER(wr, n, "sessync_peer_sent_total", "counter", "Frames sent to the peer.", "%" PRIu64, n->stats[i].sent);
+                 "%.3f", (double)peer_lag_ms(peers[i]) / 1000.0);
+        PER_PEER(wr, n, "sessync_peer_sent_total", "counter", "Frames sent to the peer.", "%" PRIu64, node_stats(n, i)->sent);
         PER_PEER(wr, n, "sessync_peer_applied_total", "counter", "Changes the peer acknowledged as applied.",
-                 "%" PRIu64, n->stats[i].applied);
+                 "%" PRIu64, node_stats(n, i)->applied);
         PER_PEER(wr, n, "sessync_peer_bytes_sent_total", "counter", "Bytes of frames sent to the peer.", "%" PRIu64,
-                 n->stats[i].bytes_sent);
+                 node_stats(n, i)->bytes_sent);
         PER_PEER(wr, n, "sessync_peer_bytes_full_total", "counter",
                  "Bytes whole-file transfers would have sent (savings = 1 - sent/full).", "%" PRIu64,
-                 n->stats[i].bytes_full);
+                 node_stats(n, i)->bytes_full);
         PER_PEER(wr, n, "sessync_peer_conflicts_total", "counter",
-                 "Versions refused because the other side held a newer one.", "%" PRIu64, n->stats[i].conflicts);
+                 "Versions refused because the other side held a newer one.", "%" PRIu64, node_stats(n, i)->conflicts);
         PER_PEER(wr, n, "sessync_peer_errors_total", "counter",
-                 "Connection failures and changes the peer could not apply.", "%" PRIu64, n->stats[i].errors);
+                 "Connection failures and changes the peer could not apply.", "%" PRIu64, node_stats(n, i)->errors);
         return proto_wr_error(wr);
 }
 
-int metrics_write(const struct node *n, const char *path) {
+int metrics_write(const struct node *n, struct peer *const *peers, const char *path) {
         char tmp[4096];
         struct proto_wr wr;
         int fd = -1, r;
@@ -61,7 +61,7 @@ int metrics_write(const struct node *n, const char *path) {
         if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
                 return -ENAMETOOLONG;
         proto_wr_init(&wr);
-        if ((r = metrics_render(n, &wr)) < 0)
+        if ((r = metrics_render(n, peers, &wr)) < 0)
                 goto out;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {

@@ -1,8 +1,8 @@
-/* The node's table (DESIGN.md "Versions, conflicts, deletes"): one entry
- * per session name, live file or tombstone; recording versions and
- * tombstones (journaled in state_dir), the order between them, and tombstone
- * expiry. Change detection is node_check.c, the per-peer queues
- * node_queue.c. */
+/* The node's table (docs/DESIGN.md "Versions, conflicts, deletes"): one
+ * entry per session name, live file or tombstone; recording versions and
+ * tombstones (journaled in state_dir), tombstone expiry, the journal at
+ * start. Who wins is lib/ver.h; the other node files are listed in
+ * node_int.h. */
 #include "daemon/node.h"
 #include "daemon/node_int.h"
 
@@ -15,10 +15,10 @@
 #include "lib/delta.h"
 #include "lib/sess.h"
 #include "lib/state.h"
+#include "lib/ver.h"
 
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret) {
         struct node *n = calloc(1, sizeof(*n));
-        size_t np = c->n_peers ? c->n_peers : 1;
 
         if (!n)
                 return -ENOMEM;
@@ -27,60 +27,82 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->dirfd = dirfd;
         n->n_peers = c->n_peers;
         n->turn = 1;
+        n->durable = true;
         n->file_uid = (uid_t)-1;
         n->file_gid = (gid_t)-1;
-        n->peers = calloc(np, sizeof(*n->peers));
-        n->dirty = calloc(np, sizeof(*n->dirty));
-        n->n_dirty = calloc(np, sizeof(*n->n_dirty));
-        n->delay = calloc(np, sizeof(*n->delay));
-        n->n_delay = calloc(np, sizeof(*n->n_delay));
-        n->cap_delay = calloc(np, sizeof(*n->cap_delay));
-        n->stats = calloc(np, sizeof(*n->stats));
-        n->busy_timer = loop_timer_new(l, node_on_busy_timer, n);
-        n->delay_timer = loop_timer_new(l, node_on_delay_timer, n);
-        if (!n->peers || !n->dirty || !n->n_dirty || !n->delay || !n->n_delay || !n->cap_delay || !n->stats ||
-            !n->busy_timer || !n->delay_timer) {
-                node_free(n);
+        n->peer = calloc(c->n_peers ? c->n_peers : 1, sizeof(*n->peer));
+        if (!n->peer) {
+                free(n);
                 return -ENOMEM;
         }
         *ret = n;
         return 0;
 }
 
-static void ent_free(struct ent *e) {
+void node_set_state(struct node *n, struct state *s) {
+        n->state = s;
+}
+
+void node_set_file_owner(struct node *n, uid_t uid, gid_t gid) {
+        n->file_uid = uid;
+        n->file_gid = gid;
+}
+
+const struct conf *node_conf(const struct node *n) {
+        return n->conf;
+}
+
+size_t node_n_files(const struct node *n) {
+        return n->n_files;
+}
+
+size_t node_n_tombs(const struct node *n) {
+        return n->n_tombs;
+}
+
+const struct node_stats *node_stats(const struct node *n, size_t idx) {
+        return &n->peer[idx].stats;
+}
+
+void node_count(struct node *n, size_t idx, enum node_stat which) {
+        struct node_stats *st = &n->peer[idx].stats;
+
+        switch (which) {
+        case NODE_STAT_SENT: st->sent++; break;
+        case NODE_STAT_ERRORS: st->errors++; break;
+        }
+}
+
+size_t node_pending(const struct node *n, size_t idx) {
+        return n->peer[idx].n_dirty + n->peer[idx].n_delay;
+}
+
+static void ent_free(struct node *n, struct node_ent *e) {
         if (!e)
                 return;
+        node_turn_drop(n, e);
         delta_sig_free(e->sig);
-        free(e->tdata);
         free(e->name);
         free(e);
 }
 
 void node_free(struct node *n) {
-        struct ent *e, *tmp;
+        struct node_ent *e, *tmp;
 
         if (!n)
                 return;
         HASH_ITER(hh, n->table, e, tmp) {
                 HASH_DEL(n->table, e);
-                ent_free(e);
+                ent_free(n, e);
         }
         for (size_t i = 0; i < n->n_peers; i++) {
-                if (n->dirty)
-                        free(n->dirty[i].v);
-                if (n->delay)
-                        free(n->delay[i]);
+                free(n->peer[i].dirty.v);
+                free(n->peer[i].delay);
         }
         free(n->checks.v);
         free(n->busy.v);
         free(n->turn_reads.v);
-        free(n->dirty);
-        free(n->n_dirty);
-        free(n->delay);
-        free(n->n_delay);
-        free(n->cap_delay);
-        free(n->stats);
-        free(n->peers);
+        free(n->peer);
         if (n->loop) {
                 loop_del_timer(n->loop, n->busy_timer);
                 loop_del_timer(n->loop, n->delay_timer);
@@ -88,15 +110,15 @@ void node_free(struct node *n) {
         free(n);
 }
 
-struct ent *node_get(struct node *n, const char *name) {
-        struct ent *e = NULL;
+struct node_ent *node_get(struct node *n, const char *name) {
+        struct node_ent *e = NULL;
 
         HASH_FIND_STR(n->table, name, e);
         return e;
 }
 
-struct ent *node_ensure(struct node *n, const char *name) {
-        struct ent *e = node_get(n, name);
+struct node_ent *node_ensure(struct node *n, const char *name) {
+        struct node_ent *e = node_get(n, name);
 
         if (e)
                 return e;
@@ -108,22 +130,22 @@ struct ent *node_ensure(struct node *n, const char *name) {
                 free(e);
                 return NULL;
         }
-        e->kind = ENT_NONE;
+        e->kind = VER_KIND_NONE;
         for (size_t i = 0; i < n->n_peers; i++)
-                e->peer[i].has_kind = ENT_NONE;
+                e->peer[i].has_kind = VER_KIND_NONE;
         HASH_ADD_KEYPTR(hh, n->table, e->name, strlen(e->name), e);
         return e;
 }
 
 /* Change e's kind, keeping the file and tombstone counts right. */
-void node_set_kind(struct node *n, struct ent *e, uint8_t kind) {
-        if (e->kind == PROTO_KIND_FILE)
+void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind) {
+        if (e->kind == VER_KIND_FILE)
                 n->n_files--;
-        else if (e->kind != ENT_NONE)
+        else if (e->kind != VER_KIND_NONE)
                 n->n_tombs--;
-        if (kind == PROTO_KIND_FILE)
+        if (kind == VER_KIND_FILE)
                 n->n_files++;
-        else if (kind != ENT_NONE)
+        else if (kind != VER_KIND_NONE)
                 n->n_tombs++;
         e->kind = kind;
 }
@@ -133,32 +155,28 @@ void node_set_kind(struct node *n, struct ent *e, uint8_t kind) {
  * carry the exact version the peers hold, and its age decides logout or
  * expiry. One short write() per change, no fsync: only a process crash has
  * to be survived (see lib/state.h). */
-static void journal_file(struct node *n, struct ent *e, const struct proto_ver *v) {
+static void journal_file(struct node *n, struct node_ent *e, const struct proto_ver *v) {
         int r;
 
         if (!n->state)
                 return;
-        if ((r = state_put(n->state, e->name, PROTO_KIND_FILE, v)) < 0)
+        if ((r = state_put(n->state, e->name, VER_KIND_FILE, v)) < 0)
                 log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
 }
 
-void node_record_file(struct node *n, struct ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
+void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
         /* Also replaces a tombstone's record when a newer file beat it. */
         journal_file(n, e, v);
-        node_set_kind(n, e, PROTO_KIND_FILE);
+        node_set_kind(n, e, VER_KIND_FILE);
         e->ver = *v;
         e->size = (uint32_t)size;
         e->from_peer = from_peer;
         e->tomb_ns = 0;
-        if (e->tturn == n->turn && sess_hash(e->tdata, e->tlen) != v->hash) {
-                free(e->tdata);   /* the turn's cached bytes are not this version */
-                e->tdata = NULL;
-                e->tlen = 0;
-                e->tturn = 0;
-        }
+        if (e->tturn == n->turn && sess_hash(e->tdata, e->tlen) != v->hash)
+                node_turn_drop(n, e);   /* the turn's cached bytes are not this version */
 }
 
-int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer) {
+int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer) {
         int r;
 
         if (n->state && (r = state_put(n->state, e->name, kind, v)) < 0) {
@@ -176,124 +194,111 @@ int node_record_tomb(struct node *n, struct ent *e, uint8_t kind, const struct p
         return 0;
 }
 
-bool node_ver_forgettable(const struct node *n, const struct proto_ver *v) {
-        uint64_t now = loop_realtime_ns(), ttl = n->conf->tombstone_ttl_ms * 1000000ull;
-
-        return now > ttl && v->mtime_ns < now - ttl;
+bool node_forgettable(const struct node *n, const struct proto_ver *v) {
+        return ver_forgettable(v, loop_realtime_ns(), n->conf->tombstone_ttl_ms * 1000000ull);
 }
 
-bool node_tomb_beats(uint8_t kind, const struct proto_ver *t, const struct proto_ver *v) {
-        if (kind == PROTO_KIND_DESTROY)
-                return v->mtime_ns < t->mtime_ns;
-        if (kind == PROTO_KIND_EXPIRE)
-                return proto_ver_cmp(v, t) <= 0;
-        return false;
-}
+/* Tombstones are appended to the journal as they are made and synced here,
+ * once a turn, after the checks and before anything is sent: the one place
+ * that orders durability before replies (docs/ARCHITECTURE.md "The turn"). */
+int node_make_durable(struct node *n) {
+        int r = n->state ? state_sync(n->state) : 0;
 
-bool node_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b) {
-        if (kind_a == ENT_NONE)
-                return false;
-        if (kind_b == ENT_NONE)
-                return true;
-        if (kind_a == PROTO_KIND_FILE && kind_b == PROTO_KIND_FILE)
-                return proto_ver_cmp(a, b) > 0;
-        if (kind_a != PROTO_KIND_FILE && kind_b == PROTO_KIND_FILE)
-                return node_tomb_beats(kind_a, a, b);
-        if (kind_a == PROTO_KIND_FILE)
-                return !node_tomb_beats(kind_b, b, a);
-        /* Two tombstones: both sides have deleted; nothing to send. */
-        return false;
+        n->durable = r == 0;
+        if (r < 0)
+                log_error("cannot sync tombstones to disk: %s; deletes are held back", strerror(-r));
+        return r;
 }
 
 void node_expire_tombs(struct node *n) {
         uint64_t now = loop_realtime_ns(), ttl = n->conf->tombstone_ttl_ms * 1000000ull;
-        struct ent *e, *tmp;
+        struct node_ent *e, *tmp;
 
         HASH_ITER(hh, n->table, e, tmp) {
                 bool held = e->checking || e->tturn;
 
-                if (e->kind == PROTO_KIND_FILE)
+                if (e->kind == VER_KIND_FILE)
                         continue;
-                if (e->kind != ENT_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
+                if (e->kind != VER_KIND_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
                         continue;
                 for (size_t i = 0; i < n->n_peers && !held; i++)
                         held = e->peer[i].queued || e->peer[i].delayed;   /* still referenced */
                 if (held)
                         continue;
-                if (e->kind != ENT_NONE && n->state)
+                if (e->kind != VER_KIND_NONE && n->state)
                         (void)state_del(n->state, e->name);
-                node_set_kind(n, e, ENT_NONE);
+                node_set_kind(n, e, VER_KIND_NONE);
                 HASH_DEL(n->table, e);
-                ent_free(e);
+                ent_free(n, e);
         }
 }
 
 void node_load_record(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
         struct node *n = ctx;
-        struct ent *e = node_ensure(n, name);
+        struct node_ent *e = node_ensure(n, name);
 
         if (!e)
                 return;
         if (kind == STATE_KIND_APPLYING) {
-                node_set_kind(n, e, ENT_NONE);
+                node_set_kind(n, e, VER_KIND_NONE);
                 e->suspect = true;
                 return;
         }
         node_set_kind(n, e, kind);
         e->ver = *v;
-        if (kind != PROTO_KIND_FILE)
+        if (kind != VER_KIND_FILE)
                 e->tomb_ns = made_ns;
 }
 
 void node_forget_files(struct node *n) {
-        for (struct ent *e = n->table; e; e = e->hh.next) {
-                if (e->kind == PROTO_KIND_FILE)
-                        node_set_kind(n, e, ENT_NONE);
+        for (struct node_ent *e = n->table; e; e = e->hh.next) {
+                if (e->kind == VER_KIND_FILE)
+                        node_set_kind(n, e, VER_KIND_NONE);
         }
 }
 
 static int table_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
-        struct ent **cur = ctx;
+        struct node_ent **cur = ctx;
 
-        while (*cur && (*cur)->kind == ENT_NONE)
+        while (*cur && (*cur)->kind == VER_KIND_NONE)
                 *cur = (*cur)->hh.next;
         if (!*cur)
                 return 0;
         *name = (*cur)->name;
         *kind = (*cur)->kind;
         *v = (*cur)->ver;
-        *made = (*cur)->kind == PROTO_KIND_FILE ? 0 : (*cur)->tomb_ns;
+        *made = (*cur)->kind == VER_KIND_FILE ? 0 : (*cur)->tomb_ns;
         *cur = (*cur)->hh.next;
         return 1;
 }
 
 int node_compact_state(struct node *n) {
-        struct ent *cur = n->table;
+        struct node_ent *cur = n->table;
 
         if (!n->state || !state_want_compact(n->state, n->n_files + n->n_tombs))
                 return 0;
         return state_compact(n->state, table_next, &cur);
 }
 
-void node_journal_applying(struct node *n, struct ent *e, const struct proto_ver *v) {
+void node_journal_applying(struct node *n, struct node_ent *e, const struct proto_ver *v) {
         int r;
 
         if (n->state && (r = state_put(n->state, e->name, STATE_KIND_APPLYING, v)) < 0)
                 log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
 }
 
-void node_journal_restore(struct node *n, struct ent *e) {
+void node_journal_restore(struct node *n, struct node_ent *e) {
         int r;
 
         if (!n->state)
                 return;
-        r = e->kind == ENT_NONE ? state_del(n->state, e->name) : state_put(n->state, e->name, e->kind, &e->ver);
+        r = e->kind == VER_KIND_NONE ? state_del(n->state, e->name) : state_put(n->state, e->name, e->kind, &e->ver);
         if (r < 0)
                 log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
 }
 
 void node_reset_suspects(struct node *n) {
-        for (struct ent *e = n->table; e; e = e->hh.next) {
+        for (struct node_ent *e = n->table; e; e = e->hh.next) {
                 struct sess_file f = SESS_FILE_INIT;
                 int r;
 

@@ -1,30 +1,164 @@
-/* Internal to node.c, node_queue.c and node_check.c: the pieces of the
- * node object they share. */
+/* Internal to the node's files (node.c, node_turn.c, node_queue.c,
+ * node_check.c, node_sync.c, node_send.c, node_recv.c) and to unit tests:
+ * the node object itself. No other file includes this header; the rest of
+ * the daemon goes through daemon/node.h.
+ *
+ * Layering inside the node, lowest first (no file calls one above it):
+ *   node_turn.c   this turn's bytes of each file (the turn cache)
+ *   node_queue.c  per-peer dirty sets and delays
+ *   node.c        the table: entries, recording versions and tombstones
+ *   node_check.c  change detection: reconcile entries with the disk
+ *   node_sync.c   catch-up and inventories
+ *   node_send.c   the frame for one entry and one peer; its ACK
+ *   node_recv.c   applying a peer's frame
+ * Timers are created by the file whose callback they run. */
 #ifndef SESSYNC_DAEMON_NODE_INT_H
 #define SESSYNC_DAEMON_NODE_INT_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <uthash.h>
 
 #include "daemon/node.h"
+#include "lib/ver.h"
 
+struct delta_sig;
 struct loop;
+struct loop_timer;
+struct state;
 
-/* Timer callbacks node_new registers. */
-int64_t node_on_busy_timer(struct loop *l, void *ctx);
-int64_t node_on_delay_timer(struct loop *l, void *ctx);
+/* One entry's state for one peer. */
+struct node_ent_peer {
+        struct proto_ver has;   /* what the peer holds (or will, once in-flight frames land) */
+        uint8_t has_kind;       /* VER_KIND_* of that, VER_KIND_NONE if unknown */
+        bool dirty;             /* the peer needs this entry */
+        bool queued;            /* in the peer's dirty vector (dirty, or cleared and not yet skipped) */
+        bool full;              /* next send is the whole file (after a NEED_FULL) */
+        bool delayed;           /* in the peer's delay list */
+        bool missing;           /* catch-up: not (yet) seen in the peer's inventory */
+        uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
+};
 
+struct node_ent {
+        UT_hash_handle hh;
+        char *name;
+        struct proto_ver ver;   /* file: its version; tombstone: see lib/ver.h */
+        uint64_t tomb_ns;       /* tombstone: when it was made here (for tombstone_ttl) */
+        uint32_t size;
+        uint8_t kind;           /* VER_KIND_* */
+        bool from_peer;         /* recorded version came from an apply: not pushed live */
+        bool checking;          /* in the check set or the busy set */
+        bool suspect;           /* the journal says an apply was cut short here */
+        struct delta_sig *sig;  /* signature of the basis for deltas, or NULL */
+        uint64_t sig_hash;      /* content hash of that basis */
+        uint8_t *tdata;         /* node_turn.c: this turn's read of the file (shared by all peers) */
+        size_t tlen;
+        uint64_t tturn;
+        struct node_ent_peer peer[]; /* one per configured peer, in conf order */
+};
+
+/* A FIFO of entries: push at the end, pop from head. */
+struct node_vec {
+        struct node_ent **v;
+        size_t n, cap, head;
+};
+
+struct node_delay {
+        struct node_ent *e;
+        uint64_t due_ms;
+};
+
+/* Everything the node keeps for one peer. */
+struct node_peer {
+        struct node_vec dirty;          /* may hold cleared entries, skipped when popped */
+        size_t n_dirty;                 /* entries whose dirty bit is set */
+        struct node_delay *delay;       /* unsorted */
+        size_t n_delay, cap_delay;
+        size_t catchup_found;           /* entries the running catch-up marked */
+        struct node_stats stats;
+};
+
+struct node {
+        const struct conf *conf;
+        struct loop *loop;
+        int dirfd;
+        struct node_ent *table;
+        size_t n_files, n_tombs;
+        uint64_t turn;
+
+        struct node_vec checks;         /* node_check.c: names to look at this turn */
+        struct node_vec busy;           /* node_check.c: locked by PHP, look again shortly */
+        struct loop_timer *busy_timer;  /* node_check.c */
+        bool rescan;                    /* inotify overflowed: scan the directory */
+
+        struct node_peer *peer;         /* n_peers, conf order */
+        size_t n_peers;
+        struct loop_timer *delay_timer; /* node_queue.c */
+
+        struct node_vec turn_reads;     /* node_turn.c: entries whose tdata is set */
+        size_t turn_bytes;              /* node_turn.c: bytes held in tdata this turn */
+
+        struct state *state;            /* the state journal, NULL in tests */
+        bool durable;                   /* this turn's tombstones are on disk */
+        uid_t file_uid;                 /* owner for files we create, (uid_t)-1 = ours */
+        gid_t file_gid;
+};
+
+/* node.c */
+struct node_ent *node_get(struct node *n, const char *name);
+/* Find or create (kind VER_KIND_NONE). NULL only when out of memory. */
+struct node_ent *node_ensure(struct node *n, const char *name);
 /* Change e's kind, keeping the file and tombstone counts right. */
-void node_set_kind(struct node *n, struct ent *e, uint8_t kind);
+void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind);
+/* Record a version this node now holds on disk (read or applied). */
+void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver *v, size_t size, bool from_peer);
+/* Record a tombstone; persisted (not yet synced) when a journal is attached. */
+int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer);
+/* Journal that e is about to be overwritten with a peer's version v; and,
+ * after a failed apply, journal e's state again. */
+void node_journal_applying(struct node *n, struct node_ent *e, const struct proto_ver *v);
+void node_journal_restore(struct node *n, struct node_ent *e);
+bool node_forgettable(const struct node *n, const struct proto_ver *v);
 
-/* A FIFO of entries: push at the end, pop from head; the consumed front is
- * reused before the array grows. */
-static inline int node_vec_push(struct ent_vec *v, struct ent *e) {
+/* node_turn.c */
+/* Keep data (owned) as e's bytes for this turn, within the turn's byte cap;
+ * over it, data is freed and nothing is kept. */
+void node_turn_keep(struct node *n, struct node_ent *e, uint8_t *data, size_t len);
+/* Forget e's bytes for this turn (they are not its version any more). */
+void node_turn_drop(struct node *n, struct node_ent *e);
+/* e's bytes at exactly its recorded version: from this turn's cache, or
+ * read under LOCK_SH. Never changes the entry: -ESTALE when the disk holds
+ * another version (or no file: -ENOENT), so the caller asks for a check.
+ * -EWOULDBLOCK locked, -ENOBUFS over this turn's cap, -EFBIG too large.
+ * *ret_data lives until the turn ends. */
+int node_turn_read(struct node *n, struct node_ent *e, const uint8_t **ret_data, size_t *ret_len);
+
+/* node_queue.c */
+void node_mark_dirty(struct node *n, struct node_ent *e, size_t idx);
+void node_mark_all(struct node *n, struct node_ent *e);
+void node_clear_dirty(struct node *n, struct node_ent *e, size_t idx);
+/* Send e to peer idx again in ms, not before. */
+void node_delay(struct node *n, struct node_ent *e, size_t idx, uint64_t ms);
+/* Next dirty entry for peer idx, or NULL. The dirty bit is cleared. */
+struct node_ent *node_next_dirty(struct node *n, size_t idx);
+
+/* node_check.c */
+/* The disk holds f (NULL: no file). Where the table differs, that is a
+ * change made here that no check has looked at yet (PHP wrote or unlinked
+ * it): record it and queue it for every peer, exactly as a check would. The
+ * receiver calls this before it decides anything, so an incoming version
+ * never hides a local write or logout. */
+struct sess_file;
+void node_saw(struct node *n, struct node_ent *e, const struct sess_file *f);
+
+static inline int node_vec_push(struct node_vec *v, struct node_ent *e) {
         if (v->n == v->cap) {
                 size_t cap = v->cap ? v->cap * 2 : 64;
-                struct ent **p;
+                struct node_ent **p;
 
                 if (v->head > 0) {   /* reuse the consumed front before growing */
                         memmove(v->v, v->v + v->head, (v->n - v->head) * sizeof(*v->v));
@@ -44,8 +178,8 @@ room:
         return 0;
 }
 
-static inline struct ent *node_vec_pop(struct ent_vec *v) {
-        struct ent *e;
+static inline struct node_ent *node_vec_pop(struct node_vec *v) {
+        struct node_ent *e;
 
         if (v->head == v->n) {
                 v->head = v->n = 0;

@@ -1,7 +1,8 @@
 /* The pushing side's connection to one peer: the state machine from
- * connect to READY, reading and writing frames over the libssh2 channel,
- * pings, reconnect backoff, and filling the window from the dirty set. What
- * the peer's frames mean is peer_msg.c; the SSH steps are peer_ssh.c. */
+ * connect to READY (every transition is made here), reading and writing
+ * frames over the libssh2 channel, pings, reconnect backoff, and filling
+ * the window from the node. What the peer's frames mean is peer_msg.c; the
+ * SSH steps are peer_ssh.c. */
 #include "daemon/peer.h"
 #include "daemon/peer_int.h"
 
@@ -15,24 +16,25 @@
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer_ssh.h"
-#include "daemon/send.h"
 #include "daemon/wire.h"
 #include "proto/msg.h"
 
 static void drive(struct peer *p);
 
-void peer_down(struct peer *p, const char *reason) {
+/* Go DOWN: log reason (once while it repeats), drop the connection, arm
+ * the reconnect backoff (or fail, with once). The only way down. */
+static void peer_down(struct peer *p, const char *reason) {
         bool was_up = p->state == PEER_READY;
         char why[sizeof(p->last_error)];
 
         snprintf(why, sizeof(why), "%s", reason);   /* reason may be p->last_error itself */
 
         if (strcmp(p->last_error, why) != 0 || was_up)
-                log_warn("peer \"%s\": %s%s", pname(p), why, p->once ? "" : "; will retry");
+                log_warn("peer \"%s\": %s%s", peer_name(p), why, p->once ? "" : "; will retry");
         else
-                log_debug("peer \"%s\": %s", pname(p), why);
+                log_debug("peer \"%s\": %s", peer_name(p), why);
         snprintf(p->last_error, sizeof(p->last_error), "%s", why);
-        p->node->stats[p->idx].errors++;
+        node_count(p->node, p->idx, NODE_STAT_ERRORS);
         loop_del_fd(p->loop, p->reg);
         p->reg = NULL;
         peer_ssh_free(p->ssh);
@@ -74,9 +76,9 @@ static int rearm(struct peer *p) {
         return 0;
 }
 
-void peer_queue(struct peer *p, const struct proto_msg *m) {
+static void peer_queue(struct peer *p, const struct proto_msg *m) {
         if (proto_msg_encode(&p->out, m) < 0)
-                log_error("peer \"%s\": cannot encode %s", pname(p), proto_type_name(m->type));
+                log_error("peer \"%s\": cannot encode %s", peer_name(p), proto_type_name(m->type));
 }
 
 static int write_out(struct peer *p) {
@@ -92,9 +94,26 @@ static int write_out(struct peer *p) {
         return 0;
 }
 
+/* HELLO checked: the peer's inventory follows. */
+static void to_inv(struct peer *p) {
+        p->state = PEER_INV;
+        node_catchup_begin(p->node, p->idx);
+}
+
+/* INV_END of the first catch-up: the connection is up. */
+static void to_ready(struct peer *p) {
+        (void)peer_msg_inv_end(p);
+        p->state = PEER_READY;
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        p->last_error[0] = 0;
+        p->last_resync_ms = loop_clock_ms();
+        log_info("peer \"%s\": connected, %zu to send", peer_name(p), node_pending(p->node, p->idx));
+}
+
 static int on_msg(void *ctx, const struct proto_msg *m) {
         struct peer *p = ctx;
-        char why[300];
+        char why[PEER_WHY_MAX] = "";
+        int r = -EPROTO;
 
         p->last_rx_ms = loop_clock_ms();
         if (m->type == PROTO_ERROR) {
@@ -106,46 +125,36 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
         }
         switch (p->state) {
         case PEER_HELLO:
-                if (m->type == PROTO_HELLO)
-                        return peer_on_hello(p, m);
-                break;
+                if (m->type != PROTO_HELLO)
+                        break;
+                if ((r = peer_msg_hello(p, m, why)) < 0)
+                        goto down;
+                to_inv(p);
+                return 0;
         case PEER_INV:
         case PEER_READY:
                 if (m->type == PROTO_INV && (p->state == PEER_INV || p->resyncing)) {
-                        struct proto_rd rd;
-                        struct proto_inv_ent ie;
-                        uint32_t left = m->count;
-
-                        proto_rd_init(&rd, m->data, m->data_len);
-                        while (proto_inv_next(&rd, &left, &ie) > 0)
-                                peer_inv_entry(p, &ie);
+                        if ((r = peer_msg_inv(p, m, why)) < 0)
+                                goto down;
                         return 0;
                 }
                 if (m->type == PROTO_INV_END && p->state == PEER_INV) {
-                        size_t n;
-
-                        (void)peer_finish_catchup(p);
-                        n = node_pending(p->node, p->idx);
-
-                        p->state = PEER_READY;
-                        p->backoff_ms = PEER_BACKOFF_MIN_MS;
-                        p->last_error[0] = 0;
-                        p->last_resync_ms = loop_clock_ms();
-                        log_info("peer \"%s\": connected, %zu to send", pname(p), n);
+                        to_ready(p);
                         return 0;
                 }
                 if (m->type == PROTO_INV_END && p->resyncing) {
-                        size_t n = peer_finish_catchup(p);
+                        size_t n = peer_msg_inv_end(p);
 
                         p->resyncing = false;
                         if (n > 0)
-                                log_info("peer \"%s\": periodic catch-up found %zu to send", pname(p), n);
+                                log_info("peer \"%s\": periodic catch-up found %zu to send", peer_name(p), n);
                         return 0;
                 }
                 if (p->state == PEER_INV)
                         break;
                 if (m->type == PROTO_ACK) {
-                        peer_on_ack(p, m);
+                        if ((r = peer_msg_ack(p, m, why)) < 0)
+                                goto down;
                         return 0;
                 }
                 if (m->type == PROTO_PONG)
@@ -155,8 +164,9 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                 break;
         }
         snprintf(why, sizeof(why), "unexpected %s frame", proto_type_name(m->type));
+down:
         peer_down(p, why);
-        return -EPROTO;
+        return r;
 }
 
 static void stderr_line(void *ctx, const char *line) {
@@ -164,7 +174,7 @@ static void stderr_line(void *ctx, const char *line) {
         char clean[400];
 
         log_clean(clean, sizeof(clean), line, strlen(line));
-        log_warn("peer \"%s\": remote: %s", pname(p), clean);
+        log_warn("peer \"%s\": remote: %s", peer_name(p), clean);
         snprintf(p->last_error, sizeof(p->last_error), "remote: %s", clean);
 }
 
@@ -174,7 +184,7 @@ static void send_hello(struct peer *p) {
         p->hello_ns = loop_realtime_ns();
         m.clock_ns = p->hello_ns;
         snprintf(m.node, sizeof(m.node), "%s", p->conf->name);
-        snprintf(m.to, sizeof(m.to), "%s", pname(p));
+        snprintf(m.to, sizeof(m.to), "%s", peer_name(p));
         peer_queue(p, &m);
         p->state = PEER_HELLO;
         p->last_rx_ms = loop_clock_ms();
@@ -278,7 +288,7 @@ static void ping(struct peer *p) {
         p->last_ping_ms = loop_clock_ms();
 }
 
-/* Periodic catch-up (docs/DECISIONS.md): replicated versions reach other
+/* Periodic catch-up (docs/DESIGN.md "Periodic catch-up"): replicated versions reach other
  * peers only through catch-up, so a version that missed a peer because of a
  * partition between two others arrives within this period, not only at the
  * next reconnect. */
@@ -286,7 +296,7 @@ static void resync(struct peer *p) {
         struct proto_msg m = { .type = PROTO_INV_REQ, .seq = p->seq++ };
 
         peer_queue(p, &m);
-        peer_start_catchup(p);
+        node_catchup_begin(p->node, p->idx);
         p->resyncing = true;
         p->last_resync_ms = loop_clock_ms();
 }
@@ -332,21 +342,21 @@ static int64_t on_timer(struct loop *l, void *ctx) {
         return p->state == PEER_READY ? 1000 : 50;
 }
 
-int peer_new(struct node *n, size_t idx, struct peer **ret) {
+int peer_new(struct node *n, const struct conf *c, struct loop *l, size_t idx, struct peer **ret) {
         struct peer *p = calloc(1, sizeof(*p));
 
         if (!p)
                 return -ENOMEM;
         p->node = n;
         p->idx = idx;
-        p->conf = n->conf;
-        p->cp = &n->conf->peers[idx];
-        p->loop = n->loop;
+        p->conf = c;
+        p->cp = &c->peers[idx];
+        p->loop = l;
         p->backoff_ms = PEER_BACKOFF_MIN_MS;
         p->seed = (unsigned)getpid() ^ (unsigned)idx * 2654435761u;
         proto_wr_init(&p->in);
         proto_wr_init(&p->out);
-        p->timer = loop_timer_new(n->loop, on_timer, p);
+        p->timer = loop_timer_new(l, on_timer, p);
         if (!p->timer) {
                 free(p);
                 return -ENOMEM;
@@ -375,7 +385,6 @@ void peer_start(struct peer *p, bool once) {
 
 void peer_flush(struct peer *p) {
         uint64_t now = loop_clock_ms();
-        struct ent *e;
 
         if (node_pending(p->node, p->idx) == 0)
                 p->dirty_since_ms = 0;
@@ -383,20 +392,13 @@ void peer_flush(struct peer *p) {
                 p->dirty_since_ms = now;
         if (p->state != PEER_READY)
                 return;
-        while (p->in_flight < PEER_WINDOW && p->out.len < PEER_OUT_MAX && (e = node_next_dirty(p->node, p->idx))) {
-                int r = send_entry(p->node, p->idx, e, &p->out, p->seq);
+        while (p->in_flight < PEER_WINDOW && p->out.len < PEER_OUT_MAX &&
+               node_send_next(p->node, p->idx, &p->out, p->seq) > 0) {
+                uint32_t slot = (p->fl_head + p->in_flight) % PEER_WINDOW;
 
-                if (r < 0) {
-                        /* A transient failure (EMFILE, EIO, ENOMEM): keep the
-                         * change, try again in a second. */
-                        log_warn("peer \"%s\": \"%s\": %s; retrying", pname(p), e->name, strerror(-r));
-                        node_delay(p->node, e, p->idx, PEER_RETRY_MS);
-                        break;
-                }
-                if (r == 0)
-                        continue;
-                p->node->stats[p->idx].sent++;
-                p->sent_ms[(p->fl_head + p->in_flight) % PEER_WINDOW] = now;
+                node_count(p->node, p->idx, NODE_STAT_SENT);
+                p->sent_ms[slot] = now;
+                p->sent_seq[slot] = p->seq;
                 p->in_flight++;
                 p->seq++;
         }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct conf;
+struct loop;
 struct node;
 struct peer;
 
@@ -29,7 +31,7 @@ enum peer_state {
         PEER_READY,
 };
 
-int peer_new(struct node *n, size_t idx, struct peer **ret);
+int peer_new(struct node *n, const struct conf *c, struct loop *l, size_t idx, struct peer **ret);
 void peer_free(struct peer *p);
 
 /* Connect now (the daemon at start; --full-sync). With once, a failure is

@@ -1,5 +1,6 @@
-/* Internal to peer.c (the connection) and peer_msg.c (what its frames
- * mean): the peer object. */
+/* Internal to peer.c (the connection and its state machine) and
+ * peer_msg.c (what the peer's frames mean): the peer object. peer_msg.c
+ * only reads and answers; every state transition is peer.c's. */
 #ifndef SESSYNC_DAEMON_PEER_INT_H
 #define SESSYNC_DAEMON_PEER_INT_H
 
@@ -26,8 +27,6 @@ struct peer_ssh;
 #define PEER_CONNECT_MS 15000
 #define PEER_BACKOFF_MIN_MS 500
 #define PEER_BACKOFF_MAX_MS 30000
-#define PEER_BUSY_RETRY_MS 10
-#define PEER_RETRY_MS 1000
 
 struct peer {
         struct node *node;
@@ -46,10 +45,10 @@ struct peer {
         size_t rx_bytes;                /* read from the channel, ever */
         uint64_t last_resync_ms;
         bool resyncing;                 /* INV_REQ sent, INV_END not yet back */
-        size_t catchup_found;           /* entries the running catch-up marked */
         struct proto_wr in, out;
         uint32_t seq;
         uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */
+        uint32_t sent_seq[PEER_WINDOW]; /* ring: its sequence number (acks come in order) */
         uint32_t fl_head, in_flight;
         uint64_t dirty_since_ms;
         uint64_t hello_ns;
@@ -59,22 +58,20 @@ struct peer {
         char apply_error_name[PROTO_NAME_MAX + 1];   /* this one */
 };
 
-static inline const char *pname(const struct peer *p) {
+static inline const char *peer_name(const struct peer *p) {
         return p->cp->name;
 }
 
-/* Go DOWN: log reason (once while it repeats), drop the connection, arm
- * the reconnect backoff (or fail, with once). */
-void peer_down(struct peer *p, const char *reason);
-/* Append a frame to the output. */
-void peer_queue(struct peer *p, const struct proto_msg *m);
-
-/* peer_msg.c */
-int peer_on_hello(struct peer *p, const struct proto_msg *m);
-void peer_start_catchup(struct peer *p);
-void peer_inv_entry(struct peer *p, const struct proto_inv_ent *ie);
-/* Returns how many entries this catch-up found the peer lacks or holds older. */
-size_t peer_finish_catchup(struct peer *p);
-void peer_on_ack(struct peer *p, const struct proto_msg *m);
+/* peer_msg.c: the handlers. Each returns 0 to go on, or a negative errno
+ * with why filled; peer.c then takes the connection down with that reason. */
+#define PEER_WHY_MAX 300
+int peer_msg_hello(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MAX]);
+/* An INV frame of the running catch-up. */
+int peer_msg_inv(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MAX]);
+/* INV_END: returns how many entries this catch-up found to send. */
+size_t peer_msg_inv_end(struct peer *p);
+/* An ACK: it must answer the oldest frame in flight (acks come in order:
+ * proto/PROTOCOL.md "Sequence numbers"). */
+int peer_msg_ack(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MAX]);
 
 #endif

@@ -14,7 +14,6 @@
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
-#include "daemon/recv.h"
 #include "daemon/status.h"
 #include "daemon/wire.h"
 #include "proto/msg.h"
@@ -22,7 +21,6 @@
 #define SRV_MAX_CONNS 128
 #define SRV_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
 #define SRV_OUT_HIGH (8u << 20)         /* stop reading while replies back up */
-#define SRV_INV_BYTES (1u << 20)
 #define SRV_HANDSHAKE_MS 15000          /* SERVE and HELLO must come this soon */
 #define SRV_SILENCE_MS 30000            /* the pusher pings every 5 s */
 #define SRV_TICK_MS 5000
@@ -45,6 +43,8 @@ struct conn {
 
 struct server {
         struct node *node;
+        const struct conf *conf;
+        struct peer *const *peers;      /* the daemon's, for --status */
         struct loop *loop;
         int fd;
         struct loop_fd *reg;
@@ -65,7 +65,7 @@ static void conn_close(struct conn *c) {
 
 static const char *who(const struct conn *c) {
         if (c->state == C_PEER)
-                return c->srv->node->conf->peers[c->idx].name;
+                return c->srv->conf->peers[c->idx].name;
         return c->from[0] ? c->from : "?";
 }
 
@@ -81,33 +81,8 @@ static int refuse(struct conn *c, const char *why) {
         return -ECONNABORTED;
 }
 
-static void send_inventory(struct conn *c) {
-        struct node *n = c->srv->node;
-        struct proto_msg end = { .type = PROTO_INV_END };
-        size_t start = 0;
-        uint32_t count = 0, total = 0;
-
-        for (struct ent *e = n->table; e; e = e->hh.next) {
-                if (e->kind == ENT_NONE)
-                        continue;
-                if (count == 0)
-                        start = proto_inv_begin(&c->out, 0);
-                proto_inv_add(&c->out, e->name, e->kind, &e->ver);
-                count++;
-                total++;
-                if (count == PROTO_INV_MAX || c->out.len - start > SRV_INV_BYTES) {
-                        (void)proto_inv_end(&c->out, start, count);
-                        count = 0;
-                }
-        }
-        if (count)
-                (void)proto_inv_end(&c->out, start, count);
-        end.count = total;
-        (void)proto_msg_encode(&c->out, &end);
-}
-
 static int on_hello(struct conn *c, const struct proto_msg *m) {
-        const struct conf *conf = c->srv->node->conf;
+        const struct conf *conf = c->srv->conf;
         const struct conf_peer *cp = conf_peer_find(conf, m->node);
         struct proto_msg reply = { .type = PROTO_HELLO, .version = PROTO_VERSION };
         char why[300];
@@ -138,7 +113,7 @@ static int on_hello(struct conn *c, const struct proto_msg *m) {
         snprintf(reply.node, sizeof(reply.node), "%s", conf->name);
         snprintf(reply.to, sizeof(reply.to), "%s", m->node);
         (void)proto_msg_encode(&c->out, &reply);
-        send_inventory(c);
+        node_inv_encode(c->srv->node, &c->out);
         log_info("peer \"%s\": connected to us", m->node);
         return 0;
 }
@@ -150,7 +125,7 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
 
         switch (c->state) {
         case C_NEW:
-                if (m->type == PROTO_SERVE) {
+                if (m->type == PROTO_RELAY) {
                         snprintf(c->from, sizeof(c->from), "%s", m->node);
                         c->state = C_SERVE;
                         return 0;
@@ -159,7 +134,7 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                         struct proto_wr text;
 
                         proto_wr_init(&text);
-                        (void)status_render(c->srv->node, m->kind, &text);
+                        (void)status_render(c->srv->node, c->srv->peers, m->kind, &text);
                         reply.type = PROTO_STATUS;
                         reply.data = text.buf;
                         reply.data_len = text.len;
@@ -179,11 +154,11 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                 case PROTO_DELTA:
                 case PROTO_TOUCH:
                 case PROTO_DELETE:
-                        recv_apply(c->srv->node, c->idx, m, &reply);
+                        node_recv(c->srv->node, c->idx, m, &reply);
                         (void)proto_msg_encode(&c->out, &reply);
                         return 0;
                 case PROTO_INV_REQ:
-                        send_inventory(c);
+                        node_inv_encode(c->srv->node, &c->out);
                         return 0;
                 case PROTO_PING:
                         reply.type = PROTO_PONG;
@@ -418,15 +393,17 @@ fail:
         return r;
 }
 
-int server_new(struct node *n, struct server **ret) {
+int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret) {
         struct server *s = calloc(1, sizeof(*s));
         int r;
 
         if (!s)
                 return -ENOMEM;
         s->node = n;
-        s->loop = n->loop;
-        s->fd = bind_socket(n->conf->socket);
+        s->conf = node_conf(n);
+        s->peers = peers;
+        s->loop = l;
+        s->fd = bind_socket(s->conf->socket);
         if (s->fd < 0) {
                 r = s->fd;
                 free(s);

@@ -1,7 +1,8 @@
-/* The daemon's unix socket: where `sessyncd --serve` relays a peer's SSH
- * channel, and where --status asks. Every connection speaks frames; its
+/* The socket server: the daemon's unix socket, where the relay
+ * (`sessyncd --serve`, daemon/relay.c) brings a peer's SSH channel, and
+ * where --status asks. Every connection speaks frames; its
  * first frame says what it is:
- *   SERVE       a relay; then the peer's HELLO, our HELLO and inventory,
+ *   RELAY       a relay; then the peer's HELLO, our HELLO and inventory,
  *               then FILE/DELTA/TOUCH/DELETE (answered by ACK) and PING.
  *   STATUS_REQ  answered with one STATUS frame, then closed.
  * A malformed or unexpected frame closes that connection with a logged
@@ -14,12 +15,14 @@
 #ifndef SESSYNC_DAEMON_SERVER_H
 #define SESSYNC_DAEMON_SERVER_H
 
+struct loop;
 struct node;
+struct peer;
 struct server;
 
-/* Bind conf->socket (mode 0660; a stale socket is replaced, a live one is
+/* Bind the config's socket (mode 0660; a stale socket is replaced, a live one is
  * -EADDRINUSE: another daemon runs). */
-int server_new(struct node *n, struct server **ret);
+int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
 void server_free(struct server *s);
 void server_flush(struct server *s);
 

@@ -31,16 +31,16 @@ static const char *state_word(const struct peer *p) {
         }
 }
 
-static void render_json(const struct node *n, struct proto_wr *wr) {
+static void render_json(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         proto_put_fmt(wr, "{\"node\": ");
-        put_json_str(wr, n->conf->name);
-        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", n->n_files, n->n_tombs);
-        for (size_t i = 0; i < n->n_peers; i++) {
-                const struct peer *p = n->peers[i];
-                const struct node_stats *st = &n->stats[i];
+        put_json_str(wr, node_conf(n)->name);
+        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", node_n_files(n), node_n_tombs(n));
+        for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
+                const struct peer *p = peers[i];
+                const struct node_stats *st = node_stats(n, i);
 
                 proto_put_fmt(wr, "%s{\"name\": ", i ? ", " : "");
-                put_json_str(wr, n->conf->peers[i].name);
+                put_json_str(wr, node_conf(n)->peers[i].name);
                 proto_put_fmt(wr, ", \"connected\": %s, \"pending\": %zu, \"lag_ms\": %" PRIu64 ", \"sent\": %" PRIu64
                     ", \"applied\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 ", \"bytes_full\": %" PRIu64
                     ", \"conflicts\": %" PRIu64 ", \"last_error\": ",
@@ -55,33 +55,33 @@ static void render_json(const struct node *n, struct proto_wr *wr) {
         proto_put_fmt(wr, "]}\n");
 }
 
-static void render_text(const struct node *n, struct proto_wr *wr) {
-        proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones\n", n->conf->name, n->n_files, n->n_tombs);
-        if (n->n_peers == 0) {
+static void render_text(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
+        proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones\n", node_conf(n)->name, node_n_files(n), node_n_tombs(n));
+        if (node_conf(n)->n_peers == 0) {
                 proto_put_fmt(wr, "no peers configured\n");
                 return;
         }
         proto_put_fmt(wr, "%-16s %-10s %8s %8s %9s %9s %12s %7s %9s  %s\n", "PEER", "STATE", "PENDING", "LAG_MS", "SENT",
             "APPLIED", "BYTES_SENT", "SAVED", "CONFLICTS", "LAST_ERROR");
-        for (size_t i = 0; i < n->n_peers; i++) {
-                const struct peer *p = n->peers[i];
-                const struct node_stats *st = &n->stats[i];
+        for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
+                const struct peer *p = peers[i];
+                const struct node_stats *st = node_stats(n, i);
                 char saved[16] = "-";
 
                 if (st->bytes_full > 0)
                         snprintf(saved, sizeof(saved), "%.1f%%",
                                  100.0 * (1.0 - (double)st->bytes_sent / (double)st->bytes_full));
                 proto_put_fmt(wr, "%-16s %-10s %8zu %8" PRIu64 " %9" PRIu64 " %9" PRIu64 " %12" PRIu64 " %7s %9" PRIu64 "  %s\n",
-                    n->conf->peers[i].name, state_word(p), node_pending(n, i) + peer_in_flight(p), peer_lag_ms(p),
+                    node_conf(n)->peers[i].name, state_word(p), node_pending(n, i) + peer_in_flight(p), peer_lag_ms(p),
                     st->sent, st->applied, st->bytes_sent, saved, st->conflicts,
                     peer_last_error(p)[0] ? peer_last_error(p) : "-");
         }
 }
 
-int status_render(const struct node *n, uint8_t format, struct proto_wr *wr) {
+int status_render(const struct node *n, struct peer *const *peers, uint8_t format, struct proto_wr *wr) {
         if (format == PROTO_STATUS_JSON)
-                render_json(n, wr);
+                render_json(n, peers, wr);
         else
-                render_text(n, wr);
+                render_text(n, peers, wr);
         return proto_wr_error(wr);
 }

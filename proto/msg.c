@@ -32,7 +32,7 @@ const char *proto_type_name(uint8_t type) {
                 [PROTO_HELLO] = "HELLO", [PROTO_FILE] = "FILE", [PROTO_DELTA] = "DELTA",
                 [PROTO_TOUCH] = "TOUCH", [PROTO_DELETE] = "DELETE", [PROTO_ACK] = "ACK",
                 [PROTO_INV] = "INV", [PROTO_INV_END] = "INV_END", [PROTO_PING] = "PING",
-                [PROTO_PONG] = "PONG", [PROTO_SERVE] = "SERVE", [PROTO_STATUS_REQ] = "STATUS_REQ",
+                [PROTO_PONG] = "PONG", [PROTO_RELAY] = "RELAY", [PROTO_STATUS_REQ] = "STATUS_REQ",
                 [PROTO_STATUS] = "STATUS", [PROTO_ERROR] = "ERROR", [PROTO_INV_REQ] = "INV_REQ",
         };
         if (type == 0 || type > PROTO_TYPE_MAX_)
@@ -215,7 +215,7 @@ static int decode_payload(struct proto_rd *rd, struct proto_msg *m) {
                 if ((r = proto_get_u64(rd, &m->echo_ns)) < 0 || (r = proto_get_u64(rd, &m->clock_ns)) < 0)
                         return r;
                 break;
-        case PROTO_SERVE:
+        case PROTO_RELAY:
                 if ((r = get_node(rd, m->node, true)) < 0)
                         return r;
                 break;
@@ -338,7 +338,7 @@ int proto_msg_encode(struct proto_wr *wr, const struct proto_msg *m) {
                 proto_put_u64(wr, m->echo_ns);
                 proto_put_u64(wr, m->clock_ns);
                 break;
-        case PROTO_SERVE:
+        case PROTO_RELAY:
                 proto_put_str(wr, m->node);
                 break;
         case PROTO_STATUS_REQ:

@@ -36,7 +36,7 @@ enum proto_type {
         PROTO_INV_END = 8,
         PROTO_PING = 9,
         PROTO_PONG = 10,
-        PROTO_SERVE = 11,       /* local socket only: first frame from the --serve relay */
+        PROTO_RELAY = 11,       /* local socket only: first frame from the --serve relay */
         PROTO_STATUS_REQ = 12,  /* local socket only */
         PROTO_STATUS = 13,      /* local socket only */
         PROTO_ERROR = 14,       /* either side: a reason before closing */
@@ -45,7 +45,7 @@ enum proto_type {
 };
 
 /* A file's version: origin's mtime in ns since the epoch, ties broken by the
- * xxh3-64 hash of the content (DESIGN "Versions"). */
+ * xxh3-64 hash of the content. Which version wins is lib/ver.h. */
 struct proto_ver {
         uint64_t mtime_ns;
         uint64_t hash;
@@ -83,7 +83,7 @@ struct proto_msg {
         uint16_t version;
         uint64_t clock_ns;            /* HELLO, PING, PONG: sender's CLOCK_REALTIME */
         uint64_t echo_ns;             /* PONG: the PING's clock_ns, echoed */
-        char node[PROTO_NODE_MAX + 1];/* HELLO: sender's node name; SERVE: --from peer or "" */
+        char node[PROTO_NODE_MAX + 1];/* HELLO: sender's node name; RELAY: --from peer or "" */
         char to[PROTO_NODE_MAX + 1];  /* HELLO: the node the sender meant to reach */
 
         /* FILE, DELTA, TOUCH, DELETE, ACK */
@@ -147,15 +147,5 @@ bool proto_node_ok(const char *name);
 
 const char *proto_type_name(uint8_t type);
 const char *proto_status_name(uint8_t status);
-
-/* Order of versions: newer mtime wins; equal mtime, higher hash wins.
- * Returns <0, 0, >0 like memcmp. */
-static inline int proto_ver_cmp(const struct proto_ver *a, const struct proto_ver *b) {
-        if (a->mtime_ns != b->mtime_ns)
-                return a->mtime_ns < b->mtime_ns ? -1 : 1;
-        if (a->hash != b->hash)
-                return a->hash < b->hash ? -1 : 1;
-        return 0;
-}
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "daemon/loop.h"
 #include "daemon/node.h"
+#include "daemon/node_int.h"
 #include "lib/conf.h"
 #include "lib/sess.h"
 #include "lib/state.h"
@@ -81,7 +82,7 @@ __attribute__((unused)) static void rm_file(const char *name) {
 }
 
 /* Check a name as an inotify event would, then end the turn. */
-static struct ent *check(const char *name) {
+static struct node_ent *check(const char *name) {
         node_check(node, name);
         node_run_checks(node);
         node_end_turn(node);

@@ -5,14 +5,14 @@
 TestSuite(node, .init = setup, .fini = teardown);
 
 Test(node, new_file_is_dirty_for_every_peer_once) {
-        struct ent *e;
+        struct node_ent *e;
 
         put_file("sess_one", "a|i:1;", 0);
         e = check("sess_one");
         cr_assert_not_null(e);
         cr_assert_eq(e->kind, PROTO_KIND_FILE);
         cr_assert_eq(e->ver.hash, sess_hash("a|i:1;", 6));
-        cr_assert_eq(node->n_files, 1);
+        cr_assert_eq(node_n_files(node), 1);
         /* Two events for the same file in one turn: still one entry. */
         node_check(node, "sess_one");
         node_check(node, "sess_one");
@@ -33,7 +33,7 @@ Test(node, unchanged_close_write_is_not_news) {
 }
 
 Test(node, same_size_rewrite_in_same_second_is_news) {
-        struct ent *e;
+        struct node_ent *e;
         uint64_t h1;
 
         put_file("sess_one", "a|i:1;", 1700000000);
@@ -57,7 +57,7 @@ Test(node, ignores_foreign_names) {
 }
 
 Test(node, young_delete_is_a_destroy_with_the_delete_time) {
-        struct ent *e;
+        struct node_ent *e;
         uint64_t before = loop_realtime_ns();
 
         put_file("sess_one", "a|i:1;", 0);
@@ -67,13 +67,13 @@ Test(node, young_delete_is_a_destroy_with_the_delete_time) {
         e = check("sess_one");
         cr_assert_eq(e->kind, PROTO_KIND_DESTROY);
         cr_assert_geq(e->ver.mtime_ns, before);
-        cr_assert_eq(node->n_files, 0);
-        cr_assert_eq(node->n_tombs, 1);
+        cr_assert_eq(node_n_files(node), 0);
+        cr_assert_eq(node_n_tombs(node), 1);
         cr_assert_eq(drain(0), 1);
 }
 
 Test(node, old_delete_is_an_expiry_with_the_files_version) {
-        struct ent *e;
+        struct node_ent *e;
         struct proto_ver v;
 
         put_file("sess_old", "a|i:1;", 1600000000);
@@ -92,13 +92,13 @@ Test(node, scan_finds_files_and_vanished_ones) {
         cr_assert_eq(node_scan(node), 0);
         node_run_checks(node);
         node_end_turn(node);
-        cr_assert_eq(node->n_files, 2);
+        cr_assert_eq(node_n_files(node), 2);
         rm_file("sess_a");
         cr_assert_eq(node_scan(node), 0);
         node_run_checks(node);
         node_end_turn(node);
-        cr_assert_eq(node->n_files, 1);
-        cr_assert_eq(node->n_tombs, 1);
+        cr_assert_eq(node_n_files(node), 1);
+        cr_assert_eq(node_n_tombs(node), 1);
 }
 
 Test(node, locked_file_is_retried_not_skipped) {
@@ -111,7 +111,7 @@ Test(node, locked_file_is_retried_not_skipped) {
         cr_assert_eq(flock(fd, LOCK_EX), 0);
         node_check(node, "sess_busy");
         node_run_checks(node);
-        cr_assert_eq(node_get(node, "sess_busy")->kind, ENT_NONE, "not read while PHP holds the lock");
+        cr_assert_eq(node_get(node, "sess_busy")->kind, VER_KIND_NONE, "not read while PHP holds the lock");
         close(fd);
         /* The busy timer puts it back into the check set. */
         run_for(60);
@@ -125,35 +125,35 @@ Test(node, tombstone_rules) {
         struct proto_ver exp = { 1000, 7 };
 
         /* A destroy beats every version older than the delete. */
-        cr_assert(node_tomb_beats(PROTO_KIND_DESTROY, &t, &older));
-        cr_assert_not(node_tomb_beats(PROTO_KIND_DESTROY, &t, &newer));
-        cr_assert_not(node_tomb_beats(PROTO_KIND_DESTROY, &t, &same));
+        cr_assert(ver_tomb_beats(PROTO_KIND_DESTROY, &t, &older));
+        cr_assert_not(ver_tomb_beats(PROTO_KIND_DESTROY, &t, &newer));
+        cr_assert_not(ver_tomb_beats(PROTO_KIND_DESTROY, &t, &same));
         /* An expiry beats only versions up to the expired one. */
-        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &same));
-        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &exp));
-        cr_assert(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &older));
-        cr_assert_not(node_tomb_beats(PROTO_KIND_EXPIRE, &exp, &newer));
-        cr_assert_not(node_tomb_beats(PROTO_KIND_FILE, &exp, &older));
+        cr_assert(ver_tomb_beats(PROTO_KIND_EXPIRE, &exp, &same));
+        cr_assert(ver_tomb_beats(PROTO_KIND_EXPIRE, &exp, &exp));
+        cr_assert(ver_tomb_beats(PROTO_KIND_EXPIRE, &exp, &older));
+        cr_assert_not(ver_tomb_beats(PROTO_KIND_EXPIRE, &exp, &newer));
+        cr_assert_not(ver_tomb_beats(PROTO_KIND_FILE, &exp, &older));
 }
 
 Test(node, state_order_for_catch_up) {
         struct proto_ver a = { 10, 1 }, b = { 20, 1 }, tomb = { 15, 0 };
 
-        cr_assert(node_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_FILE, &a));
-        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &b));
-        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &a));
-        cr_assert(node_state_beats(PROTO_KIND_FILE, &a, ENT_NONE, &a));
-        cr_assert_not(node_state_beats(ENT_NONE, &a, PROTO_KIND_FILE, &a));
-        cr_assert(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &a));
-        cr_assert_not(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &b));
-        cr_assert(node_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_DESTROY, &tomb));
-        cr_assert_not(node_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_DESTROY, &tomb));
-        cr_assert_not(node_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_EXPIRE, &a));
-        cr_assert(node_state_beats(PROTO_KIND_DESTROY, &tomb, ENT_NONE, &a));
+        cr_assert(ver_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_FILE, &a));
+        cr_assert_not(ver_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &b));
+        cr_assert_not(ver_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_FILE, &a));
+        cr_assert(ver_state_beats(PROTO_KIND_FILE, &a, VER_KIND_NONE, &a));
+        cr_assert_not(ver_state_beats(VER_KIND_NONE, &a, PROTO_KIND_FILE, &a));
+        cr_assert(ver_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &a));
+        cr_assert_not(ver_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_FILE, &b));
+        cr_assert(ver_state_beats(PROTO_KIND_FILE, &b, PROTO_KIND_DESTROY, &tomb));
+        cr_assert_not(ver_state_beats(PROTO_KIND_FILE, &a, PROTO_KIND_DESTROY, &tomb));
+        cr_assert_not(ver_state_beats(PROTO_KIND_DESTROY, &tomb, PROTO_KIND_EXPIRE, &a));
+        cr_assert(ver_state_beats(PROTO_KIND_DESTROY, &tomb, VER_KIND_NONE, &a));
 }
 
 Test(node, delay_returns_entry_to_dirty_set_after_timer) {
-        struct ent *e;
+        struct node_ent *e;
 
         put_file("sess_one", "x", 0);
         e = check("sess_one");
@@ -170,7 +170,7 @@ Test(node, delay_returns_entry_to_dirty_set_after_timer) {
 
 Test(node, expiry_never_frees_an_entry_still_in_a_dirty_vector) {
         struct proto_ver t = { 1, 0 };
-        struct ent *e = node_ensure(node, "sess_gone");
+        struct node_ent *e = node_ensure(node, "sess_gone");
 
         cr_assert_eq(node_record_tomb(node, e, PROTO_KIND_DESTROY, &t, false), 0);
         e->tomb_ns = 1;   /* made long ago: past tombstone_ttl */
@@ -182,7 +182,7 @@ Test(node, expiry_never_frees_an_entry_still_in_a_dirty_vector) {
         cr_assert_null(node_next_dirty(node, 0), "a cleared entry is skipped");
         node_expire_tombs(node);
         cr_assert_null(node_get(node, "sess_gone"), "freed once nothing refers to it");
-        cr_assert_eq(node->n_tombs, 0);
+        cr_assert_eq(node_n_tombs(node), 0);
 }
 
 Test(node, a_file_left_mid_apply_is_reset_so_peers_win) {
@@ -193,7 +193,7 @@ Test(node, a_file_left_mid_apply_is_reset_so_peers_win) {
         put_file("sess_torn", "new head + old tail", 0);
         node_load_record(node, "sess_torn", STATE_KIND_APPLYING, &v, 0);
         cr_assert(node_get(node, "sess_torn")->suspect);
-        cr_assert_eq(node->n_files, 0, "not counted as a file we know");
+        cr_assert_eq(node_n_files(node), 0, "not counted as a file we know");
         node_reset_suspects(node);
         snprintf(path, sizeof(path), "%s/sess_torn", dir);
         cr_assert_eq(stat(path, &st), 0);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/ver.h"
 #include "proto/msg.h"
 
 #define SEQ 0x81020304u         /* high bit set: no sign slip in the seq */
@@ -86,7 +87,7 @@ static void sample(uint8_t type, struct proto_msg *m) {
                 m->echo_ns = UINT64_C(0x1122334455667788);
                 m->clock_ns = UINT64_C(0x99aabbccddeeff00);
                 break;
-        case PROTO_SERVE:
+        case PROTO_RELAY:
                 strcpy(m->node, "web2");
                 break;
         case PROTO_STATUS_REQ:
@@ -590,7 +591,7 @@ Test(proto_msg, hello_bad_nodes) {
         }
 }
 
-/* SERVE carries the --from peer, which may be empty. */
+/* RELAY carries the --from peer, which may be empty. */
 Test(proto_msg, serve_nodes) {
         const struct { const char *node; int want; } c[] = {
                 { "", 0 }, { "web2", 0 }, { "a b", -EBADMSG }, { "a/b", -EBADMSG },
@@ -602,7 +603,7 @@ Test(proto_msg, serve_nodes) {
                 size_t start;
 
                 proto_wr_init(&wr);
-                start = raw_begin(&wr, PROTO_SERVE);
+                start = raw_begin(&wr, PROTO_RELAY);
                 proto_put_str(&wr, c[i].node);
                 raw_end(&wr, start);
                 cr_assert_eq(dec(wr.buf, wr.len, &m, NULL), c[i].want, "\"%s\"", c[i].node);
@@ -967,7 +968,7 @@ Test(proto_msg, ver_cmp_order) {
         /* v[] is sorted: the mtime decides, the hash only breaks ties. */
         for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < n; j++) {
-                        int c = proto_ver_cmp(&v[i], &v[j]);
+                        int c = ver_cmp(&v[i], &v[j]);
                         int want = i < j ? -1 : i > j ? 1 : 0;
 
                         cr_assert_eq(c < 0 ? -1 : c > 0 ? 1 : 0, want, "v[%zu] vs v[%zu]: %d", i, j, c);

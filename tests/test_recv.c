@@ -1,10 +1,9 @@
-/* The receiver (recv_apply) against a real directory and node table: it
+/* The receiver (node_recv) against a real directory and node table: it
  * must never hide a local write or logout that no check has seen yet, and
  * never take versions a tombstone may have forgotten or a bad clock made. */
 #include <stdbool.h>
 #include <time.h>
 
-#include "daemon/recv.h"
 #include "proto/msg.h"
 #include "tests/fixture_node.h"
 
@@ -38,9 +37,9 @@ static uint64_t now_s(void) {
 
 Test(recv, applies_a_newer_file_in_place) {
         struct proto_msg m = file_msg("sess_a", "user|s:1:\"a\";", (now_s() - 5) * 1000000000ull), ack;
-        struct ent *e;
+        struct node_ent *e;
 
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
         e = check("sess_a");
         cr_assert_eq(e->kind, PROTO_KIND_FILE);
@@ -59,7 +58,7 @@ Test(recv, stale_apply_never_hides_an_unseen_local_write) {
         drain(1);
         put_file("sess_x", "local-new", (long long)t - 10);   /* PHP writes; its event is still queued */
         m = file_msg("sess_x", "peer", (t - 20) * 1000000000ull);
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
         check("sess_x");   /* the queued IN_CLOSE_WRITE */
         cr_assert_gt(node_pending(node, 1), 0, "the local write goes to peer c");
@@ -70,7 +69,7 @@ Test(recv, stale_apply_never_hides_an_unseen_local_write) {
  * (e.g. a BUSY retry that was waiting on the logout request's lock). */
 Test(recv, apply_in_the_delete_window_never_undoes_a_logout) {
         struct proto_msg m, ack;
-        struct ent *e;
+        struct node_ent *e;
         uint64_t t = now_s();
 
         put_file("sess_y", "logged-in", (long long)t - 10);
@@ -79,7 +78,7 @@ Test(recv, apply_in_the_delete_window_never_undoes_a_logout) {
         drain(1);
         rm_file("sess_y");   /* session_destroy(); IN_DELETE still queued */
         m = file_msg("sess_y", "logged-in-b", (t - 5) * 1000000000ull);
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
         cr_assert_eq(ack.kind, PROTO_KIND_DESTROY);
         check("sess_y");
@@ -91,7 +90,7 @@ Test(recv, apply_in_the_delete_window_never_undoes_a_logout) {
 /* The same window for a DELETE from a peer: our own logout is recorded first. */
 Test(recv, delete_in_the_delete_window_keeps_our_logout) {
         struct proto_msg m = { .type = PROTO_DELETE, .kind = PROTO_KIND_EXPIRE }, ack;
-        struct ent *e;
+        struct node_ent *e;
         uint64_t t = now_s();
 
         put_file("sess_w", "x", (long long)t - 10);
@@ -101,7 +100,7 @@ Test(recv, delete_in_the_delete_window_keeps_our_logout) {
         rm_file("sess_w");
         strcpy(m.name, "sess_w");
         m.ver = (struct proto_ver){ (t - 100) * 1000000000ull, 1 };
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_OK);
         cr_assert_eq(e->kind, PROTO_KIND_DESTROY, "our destroy beats the peer's older expiry");
 }
@@ -111,14 +110,14 @@ Test(recv, delete_in_the_delete_window_keeps_our_logout) {
 Test(recv, a_version_older_than_tombstone_ttl_is_never_applied) {
         struct proto_msg m, ack;
         struct proto_ver t = { 5000ull * 1000000000ull, 0 };
-        struct ent *e = node_ensure(node, "sess_z");
+        struct node_ent *e = node_ensure(node, "sess_z");
 
         cr_assert_eq(node_record_tomb(node, e, PROTO_KIND_DESTROY, &t, false), 0);
         e->tomb_ns = 1;   /* made more than tombstone_ttl ago */
         node_expire_tombs(node);
         cr_assert_null(node_get(node, "sess_z"));
         m = file_msg("sess_z", "user=alice", 4000ull * 1000000000ull);
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
         cr_assert_eq(ack.kind, PROTO_KIND_EXPIRE, "answered as an expiry, so the sender stops");
         cr_assert_not(exists("sess_z"));
@@ -128,19 +127,19 @@ Test(recv, a_version_from_the_future_is_refused) {
         struct proto_msg m = file_msg("sess_f", "x", (now_s() + 3600) * 1000000000ull), ack;
         struct proto_msg d = { .type = PROTO_DELETE, .kind = PROTO_KIND_DESTROY };
 
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_REJECT);
         cr_assert_not(exists("sess_f"));
         strcpy(d.name, "sess_f");
         d.ver = (struct proto_ver){ UINT64_MAX - 1, 0 };
-        recv_apply(node, 0, &d, &ack);
+        node_recv(node, 0, &d, &ack);
         cr_assert_eq(ack.status, PROTO_ST_REJECT, "a destroy dated far ahead would kill the session for good");
 }
 
 Test(recv, names_are_checked_like_names_from_the_directory) {
         struct proto_msg m = file_msg("notes.txt", "x", (now_s() - 5) * 1000000000ull), ack;
 
-        recv_apply(node, 0, &m, &ack);
+        node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_REJECT);
         cr_assert_not(exists("notes.txt"));
 }

@@ -66,7 +66,7 @@ static void fill(uint8_t type, struct proto_msg *m) {
                 m->clock_ns = UINT64_C(1700000000000000001);
                 m->echo_ns = UINT64_C(1700000000000000000);
                 break;
-        case PROTO_SERVE:
+        case PROTO_RELAY:
                 strcpy(m->node, "web1");
                 break;
         case PROTO_STATUS_REQ:

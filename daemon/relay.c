@@ -1,4 +1,4 @@
-#include "daemon/serve.h"
+#include "daemon/relay.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -6,31 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "lib/conf.h"
 #include "lib/io.h"
 #include "proto/msg.h"
-
-int serve_connect(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        *ret_fd = fd;
-        return 0;
-}
 
 /* Copy what is readable on from to to. 0 on EOF, 1 on data, <0 on error. */
 static int pump(int from, int to) {
@@ -47,14 +27,14 @@ static int pump(int from, int to) {
         return io_write_all(to, buf, (size_t)n) < 0 ? -EPIPE : 1;
 }
 
-int serve_main(const struct conf *c, const char *from) {
-        struct proto_msg m = { .type = PROTO_SERVE };
+int relay_main(const struct conf *c, const char *from) {
+        struct proto_msg m = { .type = PROTO_RELAY };
         struct proto_wr wr;
         bool in_open = true;
         int sock = -1, r;
 
         signal(SIGPIPE, SIG_IGN);
-        if ((r = serve_connect(c->socket, &sock)) < 0) {
+        if ((r = io_unix_connect(c->socket, &sock)) < 0) {
                 fprintf(stderr, "sessyncd --serve: cannot reach the daemon at %s: %s (is sessyncd running on \"%s\"?)\n",
                         c->socket, strerror(-r), c->name);
                 return 1;

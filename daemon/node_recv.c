@@ -1,4 +1,19 @@
-#include "daemon/recv.h"
+/* The receiving side: apply one FILE, DELTA, TOUCH or DELETE from a peer,
+ * exactly as docs/DESIGN.md "Versions, conflicts, deletes" says, and fill in the ACK.
+ *
+ *  - names are validated like names from the directory (sess_name_valid);
+ *  - the file is opened with openat(O_NOFOLLOW) on the directory fd and
+ *    locked LOCK_EX without blocking: a PHP request holding it gets BUSY and
+ *    the sender retries shortly;
+ *  - a version older than the one on disk, or beaten by a tombstone, is
+ *    refused (STALE, with what we hold) and counted as a conflict;
+ *  - content is written in place (same inode) with the origin's mtime;
+ *  - a basis or result hash mismatch asks for the whole file (NEED_FULL);
+ *  - ENOSPC and other write errors leave the old bytes intact and answer
+ *    RETRY.
+ */
+#include "daemon/node.h"
+#include "daemon/node_int.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -6,33 +21,42 @@
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
-#include "daemon/node.h"
 #include "lib/delta.h"
 #include "lib/sess.h"
+#include "lib/ver.h"
 #include "proto/msg.h"
 
 /* How far ahead of our clock (beyond clock_skew_warn) a version may be. */
 #define RECV_FUTURE_MS 300000
 
+/* An answer that says what this node now holds: OK and STALE. */
 static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const struct proto_ver *v) {
         ack->status = status;
-        ack->kind = kind == ENT_NONE ? PROTO_KIND_FILE : kind;
-        ack->ver = v ? *v : (struct proto_ver){ 0, 0 };
+        ack->kind = kind;
+        ack->ver = *v;
+}
+
+/* An answer that holds no state (NEED_FULL, BUSY, RETRY, REJECT): kind and
+ * version are zero on the wire and mean nothing (proto/PROTOCOL.md "ACK"). */
+static void ack_refuse(struct proto_msg *ack, uint8_t status) {
+        ack->status = status;
+        ack->kind = PROTO_KIND_FILE;
+        ack->ver = (struct proto_ver){ 0, 0 };
 }
 
 static void stale(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, uint8_t kind,
                   const struct proto_ver *have) {
-        n->stats[idx].conflicts++;
+        n->peer[idx].stats.conflicts++;
         log_info("peer \"%s\": \"%s\": refused %s, this node holds a newer %s", n->conf->peers[idx].name, m->name,
                  proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete");
         ack_state(ack, PROTO_ST_STALE, kind, have);
 }
 
 static void write_failed(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, int r) {
-        n->stats[idx].errors++;
+        n->peer[idx].stats.errors++;
         log_warn("peer \"%s\": \"%s\": cannot apply %s: %s; the old file is kept, retrying later",
                  n->conf->peers[idx].name, m->name, proto_type_name(m->type), strerror(-r));
-        ack_state(ack, PROTO_ST_RETRY, ENT_NONE, NULL);
+        ack_refuse(ack, PROTO_ST_RETRY);
 }
 
 /* Decode the new content: the FILE's bytes, or the DELTA applied to the
@@ -65,28 +89,23 @@ static uint8_t new_content(struct node *n, const struct proto_msg *m, const stru
         return PROTO_ST_OK;
 }
 
-/* Versions a receiver never takes, whatever it holds:
- *  - older than tombstone_ttl: a logout of it may have been forgotten here
- *    already (tombstones live that long), and PHP's GC considers it garbage
- *    anyway (tombstone_ttl > session_lifetime);
- *  - from the future beyond clock skew: one bad clock (or a hostile peer)
- *    would otherwise win every comparison for as long as it is ahead. */
+/* Versions a receiver never takes, whatever it holds (lib/ver.h): older
+ * than tombstone_ttl (ver_forgettable), or from the future beyond clock
+ * skew (ver_too_new). */
 static bool too_new(const struct node *n, const struct proto_ver *v) {
-        uint64_t ahead = (RECV_FUTURE_MS + n->conf->clock_skew_warn_ms) * 1000000ull;
-
-        return v->mtime_ns > loop_realtime_ns() + ahead;
+        return ver_too_new(v, loop_realtime_ns(), (RECV_FUTURE_MS + n->conf->clock_skew_warn_ms) * 1000000ull);
 }
 
 static bool version_refused(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
         if (too_new(n, &m->ver)) {
-                n->stats[idx].errors++;
+                n->peer[idx].stats.errors++;
                 log_warn("peer \"%s\": \"%s\": refused %s dated %llu s ahead of our clock: check its clock (NTP)",
                          n->conf->peers[idx].name, m->name, proto_type_name(m->type),
                          (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull));
-                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_REJECT);
                 return true;
         }
-        if (m->type != PROTO_DELETE && node_ver_forgettable(n, &m->ver)) {
+        if (m->type != PROTO_DELETE && node_forgettable(n, &m->ver)) {
                 /* Answered as an expiry of that very version: the sender
                  * records the peer as having deleted it and stops. */
                 ack_state(ack, PROTO_ST_STALE, PROTO_KIND_EXPIRE, &m->ver);
@@ -95,7 +114,7 @@ static bool version_refused(struct node *n, size_t idx, const struct proto_msg *
         return false;
 }
 
-static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, struct ent *e,
+static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                         struct proto_msg *ack) {
         const char *peer = n->conf->peers[idx].name;
         struct sess_file f = SESS_FILE_INIT;
@@ -108,7 +127,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         if (m->size > n->conf->max_file_size) {
                 log_warn("peer \"%s\": \"%s\": %llu bytes, over max_file_size; refused", peer, m->name,
                          (unsigned long long)m->size);
-                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
         if (version_refused(n, idx, m, ack))
@@ -119,27 +138,26 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                  * check has seen that yet: make the tombstone first, so a
                  * logout is never overwritten by the version it ended. */
                 node_saw(n, e, NULL);
-                if ((e->kind == PROTO_KIND_DESTROY || e->kind == PROTO_KIND_EXPIRE) &&
-                    node_tomb_beats(e->kind, &e->ver, &m->ver)) {
+                if (ver_tomb_beats(e->kind, &e->ver, &m->ver)) {
                         stale(n, idx, m, ack, e->kind, &e->ver);
                         return;
                 }
                 if (m->type != PROTO_FILE) {   /* DELTA or TOUCH with no basis here */
-                        ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
+                        ack_refuse(ack, PROTO_ST_NEED_FULL);
                         return;
                 }
                 r = sess_open(n->dirfd, m->name, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
         }
         if (r == -EWOULDBLOCK) {
-                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_BUSY);
                 return;
         }
         if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 /* Lasting conditions, not worth a retry: refuse for good. */
-                n->stats[idx].errors++;
+                n->peer[idx].stats.errors++;
                 log_warn("peer \"%s\": \"%s\": refused: %s here", peer, m->name,
                          r == -EFBIG ? "the file is over max_file_size" : "the name is not a regular file (never followed)");
-                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
         if (r < 0) {
@@ -152,7 +170,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 /* What is on disk may be a PHP write no check has seen yet:
                  * queue it before comparing, or a refusal would hide it. */
                 node_saw(n, e, &f);
-                c = proto_ver_cmp(&m->ver, &f.ver);
+                c = ver_cmp(&m->ver, &f.ver);
                 if (c == 0) {
                         ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &f.ver);
                         goto out;
@@ -164,7 +182,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         }
         if (m->type == PROTO_TOUCH) {
                 if (f.created || f.ver.hash != m->ver.hash) {
-                        ack_state(ack, PROTO_ST_NEED_FULL, ENT_NONE, NULL);
+                        ack_refuse(ack, PROTO_ST_NEED_FULL);
                         goto out;
                 }
                 node_journal_applying(n, e, &m->ver);
@@ -179,7 +197,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         else
                                 log_debug("peer \"%s\": \"%s\": delta basis differs, asking for the whole file",
                                           peer, m->name);
-                        ack_state(ack, st, ENT_NONE, NULL);
+                        ack_refuse(ack, st);
                         goto out;
                 }
                 /* If we die between the write and the mtime, the next
@@ -202,25 +220,14 @@ out:
         sess_release(n->dirfd, m->name, &f);
 }
 
-/* Of two tombstones keep the one that beats more versions. */
-static bool tomb_stronger(uint8_t ka, const struct proto_ver *a, uint8_t kb, const struct proto_ver *b) {
-        if (kb != PROTO_KIND_DESTROY && kb != PROTO_KIND_EXPIRE)
-                return true;
-        if (a->mtime_ns != b->mtime_ns)
-                return a->mtime_ns > b->mtime_ns;
-        if (ka != kb)
-                return ka == PROTO_KIND_DESTROY;
-        return a->hash > b->hash;
-}
-
-static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct ent *e,
+static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
         int r;
 
         r = sess_open(n->dirfd, m->name, SESS_EXCL, SIZE_MAX, &f);
         if (r == -EWOULDBLOCK) {
-                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_BUSY);
                 return;
         }
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
@@ -228,7 +235,7 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                  * from a third node cannot bring the session back. A local
                  * delete nobody has looked at yet gets its own first. */
                 node_saw(n, e, NULL);
-                if (tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
+                if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
                     (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
                         write_failed(n, idx, m, ack, r);
                         return;
@@ -241,7 +248,7 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                 return;
         }
         node_saw(n, e, &f);
-        if (!node_tomb_beats(m->kind, &m->ver, &f.ver)) {
+        if (!ver_tomb_beats(m->kind, &m->ver, &f.ver)) {
                 stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
                 goto out;
         }
@@ -253,7 +260,7 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         r = sess_unlink(n->dirfd, m->name, &f);
         if (r < 0 && r != -ENOENT) {
                 /* Replaced under us (ESTALE) or an I/O error: look again soon. */
-                ack_state(ack, PROTO_ST_BUSY, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_BUSY);
                 node_check(n, m->name);
                 goto out;
         }
@@ -264,23 +271,23 @@ out:
         sess_release(n->dirfd, m->name, &f);
 }
 
-void recv_apply(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
-        struct ent *e;
+void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
+        struct node_ent *e;
 
         memset(ack, 0, sizeof(*ack));
         ack->type = PROTO_ACK;
         ack->ack_seq = m->seq;
         strcpy(ack->name, m->name);
         if (!sess_name_valid(m->name, n->conf->session_prefix)) {
-                n->stats[idx].errors++;
+                n->peer[idx].stats.errors++;
                 log_warn("peer \"%s\": refused \"%s\": not a session file name here (prefix \"%s\")",
                          n->conf->peers[idx].name, m->name, n->conf->session_prefix);
-                ack_state(ack, PROTO_ST_REJECT, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
         e = node_ensure(n, m->name);
         if (!e) {
-                ack_state(ack, PROTO_ST_RETRY, ENT_NONE, NULL);
+                ack_refuse(ack, PROTO_ST_RETRY);
                 return;
         }
         if (m->type == PROTO_DELETE) {
@@ -289,5 +296,4 @@ void recv_apply(struct node *n, size_t idx, const struct proto_msg *m, struct pr
         } else {
                 apply_write(n, idx, m, e, ack);
         }
-        return;
 }

@@ -1,0 +1,77 @@
+/* Catch-up (docs/DESIGN.md "Catch-up and full sync"): compare a peer's
+ * inventory with the table and mark what it lacks or holds older; and
+ * encode this node's own inventory for a peer that asks. */
+#include "daemon/node.h"
+#include "daemon/node_int.h"
+
+#include "proto/msg.h"
+
+/* Entries per INV frame are capped by count (PROTO_INV_MAX) and by bytes,
+ * so one frame stays far below the frame cap. */
+#define NODE_INV_BYTES (1u << 20)
+
+void node_catchup_begin(struct node *n, size_t idx) {
+        for (struct node_ent *e = n->table; e; e = e->hh.next)
+                e->peer[idx].missing = true;
+        n->peer[idx].catchup_found = 0;
+}
+
+void node_catchup_entry(struct node *n, size_t idx, const struct proto_inv_ent *ie) {
+        struct node_ent *e = node_get(n, ie->name);
+        struct node_ent_peer *ep;
+
+        if (!e)
+                return;   /* theirs alone: the peer pushes it to us itself */
+        ep = &e->peer[idx];
+        ep->missing = false;
+        ep->has = ie->ver;
+        ep->has_kind = ie->kind;
+        ep->full = false;
+        if (ver_state_beats(e->kind, &e->ver, ie->kind, &ie->ver)) {
+                node_mark_dirty(n, e, idx);
+                n->peer[idx].catchup_found++;
+        } else {
+                node_clear_dirty(n, e, idx);   /* it has this or better already */
+        }
+}
+
+size_t node_catchup_finish(struct node *n, size_t idx) {
+        for (struct node_ent *e = n->table; e; e = e->hh.next) {
+                struct node_ent_peer *ep = &e->peer[idx];
+
+                if (!ep->missing)
+                        continue;
+                ep->missing = false;
+                ep->has_kind = VER_KIND_NONE;
+                ep->has = (struct proto_ver){ 0, 0 };
+                if (e->kind != VER_KIND_NONE) {
+                        node_mark_dirty(n, e, idx);
+                        n->peer[idx].catchup_found++;
+                }
+        }
+        return n->peer[idx].catchup_found;
+}
+
+void node_inv_encode(const struct node *n, struct proto_wr *wr) {
+        struct proto_msg end = { .type = PROTO_INV_END };
+        size_t start = 0;
+        uint32_t count = 0, total = 0;
+
+        for (const struct node_ent *e = n->table; e; e = e->hh.next) {
+                if (e->kind == VER_KIND_NONE)
+                        continue;
+                if (count == 0)
+                        start = proto_inv_begin(wr, 0);
+                proto_inv_add(wr, e->name, e->kind, &e->ver);
+                count++;
+                total++;
+                if (count == PROTO_INV_MAX || wr->len - start > NODE_INV_BYTES) {
+                        (void)proto_inv_end(wr, start, count);
+                        count = 0;
+                }
+        }
+        if (count)
+                (void)proto_inv_end(wr, start, count);
+        end.count = total;
+        (void)proto_msg_encode(wr, &end);
+}
