@@ -128,14 +128,19 @@ void daemon_close(struct daemon *d) {
  * DELETE and no ACK leaves before the tombstones it depends on are on disk. */
 void daemon_turn(struct loop *l, void *ctx) {
         struct daemon *d = ctx;
+        bool durable;
 
         (void)l;
+
         node_run_checks(d->node);
-        (void)node_make_durable(d->node);
+        durable = node_make_durable(d->node) == 0;
         for (size_t i = 0; i < d->conf->n_peers; i++)
                 if (!d->only || d->only[i])
                         peer_flush(d->peers[i]);
-        if (d->server)
+        /* Until the sync succeeds (a later turn tries again; the peers'
+         * timers wake the loop every second), replies wait: an ACK may
+         * acknowledge a tombstone that is not on disk yet. */
+        if (d->server && durable)
                 server_flush(d->server);
         node_end_turn(d->node);
         if (d->on_turn)

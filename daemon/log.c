@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-/* The one mutable global STYLE.md allows: the level, and how to print it. */
+/* The one mutable global docs/STYLE.md allows: the level, and how to print it. */
 static int log_level = CONF_LOG_INFO;
 static char log_ident[96] = "sessyncd";
 

@@ -71,8 +71,9 @@ int node_scan(struct node *n);
 /* The turn's first step: run pending checks. */
 void node_run_checks(struct node *n);
 /* The turn's second step: tombstones recorded so far reach the disk, before
- * any DELETE or ACK of this turn leaves. Returns 0 or the sync's error (a
- * DELETE is then held back and retried). */
+ * any DELETE or ACK of this turn leaves. Returns 0 or the sync's error: the
+ * node then holds its DELETEs back (retried in a second) and the caller
+ * holds its replies until a later turn's sync succeeds. */
 int node_make_durable(struct node *n);
 /* The turn's last step: drop read caches, move delta bases forward. */
 void node_end_turn(struct node *n);

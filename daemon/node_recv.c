@@ -37,7 +37,7 @@ static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const
 }
 
 /* An answer that holds no state (NEED_FULL, BUSY, RETRY, REJECT): kind and
- * version are zero on the wire and mean nothing (proto/PROTOCOL.md "ACK"). */
+ * version are zero on the wire and mean nothing (proto/PROTOCOL.md "What an ACK's kind and ver mean"). */
 static void ack_refuse(struct proto_msg *ack, uint8_t status) {
         ack->status = status;
         ack->kind = PROTO_KIND_FILE;

@@ -390,22 +390,30 @@ void peer_flush(struct peer *p) {
                 p->dirty_since_ms = 0;
         else if (!p->dirty_since_ms)
                 p->dirty_since_ms = now;
-        if (p->state != PEER_READY)
-                return;
-        while (p->in_flight < PEER_WINDOW && p->out.len < PEER_OUT_MAX &&
-               node_send_next(p->node, p->idx, &p->out, p->seq) > 0) {
-                uint32_t slot = (p->fl_head + p->in_flight) % PEER_WINDOW;
+        /* Writing out reads too (drive): ACKs that come back may free
+         * window slots or ask for a file again (NEED_FULL). Fill again
+         * then, a few times, rather than wait for the next wake-up. */
+        for (int pass = 0; pass < 4 && p->state == PEER_READY; pass++) {
+                bool sent = false;
 
-                node_count(p->node, p->idx, NODE_STAT_SENT);
-                p->sent_ms[slot] = now;
-                p->sent_seq[slot] = p->seq;
-                p->in_flight++;
-                p->seq++;
+                while (p->in_flight < PEER_WINDOW && p->out.len < PEER_OUT_MAX &&
+                       node_send_next(p->node, p->idx, &p->out, p->seq) > 0) {
+                        uint32_t slot = (p->fl_head + p->in_flight) % PEER_WINDOW;
+
+                        node_count(p->node, p->idx, NODE_STAT_SENT);
+                        p->sent_ms[slot] = now;
+                        p->sent_seq[slot] = p->seq;
+                        p->in_flight++;
+                        p->seq++;
+                        sent = true;
+                }
+                if (p->out.len > 0)
+                        drive(p);
+                if (!sent || node_pending(p->node, p->idx) == 0)
+                        break;
         }
         if (node_pending(p->node, p->idx) == 0)
                 p->dirty_since_ms = 0;
-        if (p->out.len > 0)
-                drive(p);
 }
 
 enum peer_state peer_state(const struct peer *p) {

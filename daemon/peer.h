@@ -6,8 +6,8 @@
  *   any --error, EOF, silence--> DOWN (reconnect with backoff)
  *
  * On every (re)connect the peer sends its inventory; whatever we hold that
- * beats what it has (or that it lacks) goes into its dirty set (DESIGN.md
- * "Catch-up"). In READY, peer_flush sends dirty entries while fewer than
+ * beats what it has (or that it lacks) goes into its dirty set (docs/DESIGN.md
+ * "Catch-up at connect"). In READY, peer_flush sends dirty entries while fewer than
  * PEER_WINDOW frames are unacknowledged. PINGs every few seconds measure
  * round trip and keep a dead connection from going unnoticed.
  */

@@ -69,9 +69,8 @@ int peer_msg_ack(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MA
         p->fl_head = (p->fl_head + 1) % PEER_WINDOW;
         switch (node_ack(p->node, p->idx, m)) {
         case NODE_ACK_DONE:
-                if (m->status == PROTO_ST_OK) {
-                        if (p->apply_error && strcmp(p->apply_error_name, m->name) == 0)
-                                p->last_error[0] = 0;   /* the file that failed went through */
+                if (m->status == PROTO_ST_OK && p->apply_error && strcmp(p->apply_error_name, m->name) == 0) {
+                        p->last_error[0] = 0;   /* the file that failed went through */
                         p->apply_error = false;
                 }
                 break;
@@ -87,6 +86,7 @@ int peer_msg_ack(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MA
                 break;
         case NODE_ACK_REFUSED:
                 snprintf(p->last_error, sizeof(p->last_error), "\"%s\" refused there", m->name);
+                p->apply_error = false;   /* for good: no later OK clears it */
                 log_warn("peer \"%s\": \"%s\" refused (%s)", peer_name(p), m->name, proto_status_name(m->status));
                 break;
         case NODE_ACK_UNKNOWN:

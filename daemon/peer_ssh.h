@@ -1,5 +1,5 @@
 /* One outbound SSH connection to a peer's sshd, non-blocking libssh2 from
- * TCP connect to an exec'd channel (DESIGN.md "Security").
+ * TCP connect to an exec'd channel (docs/DESIGN.md "Peers and keys").
  *
  * The host key is checked against known_hosts (OpenSSH format, re-read on
  * every connect so a fixed file takes effect at the next retry): an

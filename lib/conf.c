@@ -1,4 +1,4 @@
-/* The configuration file (DESIGN.md "Interface"), read with inih.
+/* The configuration file (docs/DESIGN.md "Interface"), read with inih.
  *
  * inih as Debian builds it passes no line number to the handler and reads
  * into a 200-byte buffer, splitting longer lines silently. So inih reads
@@ -405,8 +405,10 @@ static void finish(struct parse *p) {
         }
 }
 
-int conf_load(const char *path, struct conf **ret, char **ret_errors) {
-        struct parse p = { .path = path };
+/* Read from in (NULL: open path) and validate. The one body of conf_load
+ * and conf_load_mem. */
+static int load(const char *path, FILE *in, struct conf **ret, char **ret_errors) {
+        struct parse p = { .path = path, .in = in };
         struct conf *c = NULL;
         char *errbuf = NULL;
         size_t errlen = 0;
@@ -427,7 +429,7 @@ int conf_load(const char *path, struct conf **ret, char **ret_errors) {
         c->resync_interval_ms = 60000;
         c->log_level = CONF_LOG_INFO;
 
-        if (!(p.in = fopen(path, "re"))) {
+        if (!p.in && !(p.in = fopen(path, "re"))) {
                 r = -errno;
                 fprintf(p.err, "%s: %s\n", path, strerror(-r));
                 goto out;
@@ -456,7 +458,7 @@ int conf_load(const char *path, struct conf **ret, char **ret_errors) {
                 *ret_errors = NULL;
         r = 0;
 out:
-        if (p.in)
+        if (p.in && p.in != in)
                 fclose(p.in);
         if (p.err && fclose(p.err) == 0 && r < 0 && r != -ENOMEM && ret_errors && errlen > 0) {
                 *ret_errors = errbuf;
@@ -464,6 +466,27 @@ out:
         }
         free(errbuf);
         conf_free(c);
+        return r;
+}
+
+int conf_load(const char *path, struct conf **ret, char **ret_errors) {
+        return load(path, NULL, ret, ret_errors);
+}
+
+int conf_load_mem(const char *name, const void *data, size_t len, struct conf **ret, char **ret_errors) {
+        FILE *in;
+        int r;
+
+        if (ret_errors)
+                *ret_errors = NULL;
+        if (len == 0)
+                in = fopen("/dev/null", "re");   /* fmemopen refuses an empty buffer */
+        else
+                in = fmemopen((void *)data, len, "r");
+        if (!in)
+                return -errno;
+        r = load(name, in, ret, ret_errors);
+        fclose(in);
         return r;
 }
 

@@ -1,4 +1,4 @@
-/* The configuration file (DESIGN.md "Interface"): one INI file, parsed with
+/* The configuration file (docs/DESIGN.md "Interface"): one INI file, parsed with
  * inih, shared by the daemon, --serve and the CLI. Non-logging: problems
  * come back as text for the caller to print. */
 #ifndef SESSYNC_LIB_CONF_H
@@ -57,6 +57,10 @@ struct conf {
  * *ret_errors says so as "FILE: why\n"). *ret_errors, when set, is owned by
  * the caller (free). */
 int conf_load(const char *path, struct conf **ret, char **ret_errors);
+
+/* The same, from len bytes at data (no file is opened; name stands for the
+ * file in errors and in c->path). For the fuzzer and tests. */
+int conf_load_mem(const char *name, const void *data, size_t len, struct conf **ret, char **ret_errors);
 
 void conf_free(struct conf *c);
 

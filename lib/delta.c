@@ -1,4 +1,4 @@
-/* librsync deltas, entirely in memory (DESIGN.md "Deltas"). See delta.h.
+/* librsync deltas, entirely in memory (docs/DESIGN.md "Deltas"). See delta.h.
  *
  * Every operation is one rs_job_t fed the whole input at once (eof_in set)
  * and drained into a growing heap buffer; no FILE*, no temp files. We call

@@ -1,4 +1,4 @@
-/* librsync deltas, entirely in memory (DESIGN.md "Deltas").
+/* librsync deltas, entirely in memory (docs/DESIGN.md "Deltas").
  *
  * The sender keeps, per file, the signature of the version the peers last
  * acknowledged (struct delta_sig) instead of the bytes, so memory per file is

@@ -1,5 +1,5 @@
 /* Session files: names, content hashes, reading under PHP's lock and
- * applying in place (DESIGN.md "What PHP does, and what follows").
+ * applying in place (docs/DESIGN.md "What PHP does, and what follows").
  *
  * PHP's files handler opens sess_<id> O_CREAT|O_RDWR, holds flock(LOCK_EX)
  * for the whole request and rewrites in place. So a reader takes LOCK_SH and

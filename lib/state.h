@@ -1,4 +1,4 @@
-/* The node's state on real disk (DESIGN.md "Versions, conflicts, deletes"):
+/* The node's state on real disk (docs/DESIGN.md "Versions, conflicts, deletes"):
  * tombstones, so a destroyed session never comes back from a peer that
  * missed the delete, across restarts, crashes and power loss; and the names
  * of live session files with their versions, so that a file deleted while

@@ -45,7 +45,7 @@ bool ver_forgettable(const struct proto_ver *v, uint64_t now_ns, uint64_t ttl_ns
 }
 
 bool ver_too_new(const struct proto_ver *v, uint64_t now_ns, uint64_t ahead_ns) {
-        return v->mtime_ns > now_ns + ahead_ns;
+        return v->mtime_ns > now_ns && v->mtime_ns - now_ns > ahead_ns;   /* no now + ahead: it could wrap */
 }
 
 void ver_delete(const struct proto_ver *file, uint64_t now_ns, uint64_t lifetime_ns, uint8_t *ret_kind,

@@ -1,4 +1,4 @@
-/* lib/conf: the configuration file (DESIGN.md "Interface").
+/* lib/conf: the configuration file (docs/DESIGN.md "Interface").
  *
  * Each test writes its config text to a temp file, loads it and checks either
  * every value or the exact error text. Error lines name the file; the helpers

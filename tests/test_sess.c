@@ -1,5 +1,5 @@
 /* lib/sess: session names, reading under PHP's lock, applying in place
- * (DESIGN.md "What PHP does, and what follows").
+ * (docs/DESIGN.md "What PHP does, and what follows").
  *
  * Each test gets a fresh directory under /tmp (a small tmpfs mounted over it
  * for the ENOSPC cases); .fini unmounts and removes it even when an

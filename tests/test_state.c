@@ -1,5 +1,5 @@
-/* lib/tomb: the persistent tombstone journal (DESIGN.md "Versions,
- * conflicts, deletes"). A destroyed session must never come back, so every
+/* lib/state: the persistent state journal (docs/DESIGN.md "The state
+ * journal"). A destroyed session must never come back, so every
  * test reopens the store and checks what the load callback reports.
  *
  * Each test gets a fresh state directory under /tmp; .fini removes it even
@@ -14,10 +14,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/state.h"
+
+/* fdatasync, seen: this definition takes the place of libc's for every
+ * object linked into this test (lib/state.o among them). It records each
+ * call, can fail one on demand, and otherwise does the real system call. */
+static struct {
+        int calls;
+        dev_t dev;              /* of the file of the last call */
+        ino_t ino;
+        off_t size;             /* its size then: what the sync covered */
+        int fail_errno;         /* fail the next call with this, once */
+} syncs;
+
+int fdatasync(int fd) {
+        struct stat st;
+
+        syncs.calls++;
+        if (fstat(fd, &st) == 0) {
+                syncs.dev = st.st_dev;
+                syncs.ino = st.st_ino;
+                syncs.size = st.st_size;
+        } else {
+                syncs.size = -1;
+        }
+        if (syncs.fail_errno) {
+                errno = syncs.fail_errno;
+                syncs.fail_errno = 0;
+                return -1;
+        }
+        return (int)syscall(SYS_fdatasync, fd);
+}
 
 #define T_MTIME 1700000000123456789ull
 #define T_HASH 0xdeadbeefcafef00dull
@@ -639,17 +670,99 @@ Test(tomb, null_callback_and_close) {
         cr_assert_eq(state_sync(NULL), 0);
 }
 
+/* The last fdatasync was of the journal, as it is now on disk. */
+static void assert_synced_journal(int calls, const char *what) {
+        struct stat st;
+
+        cr_assert_eq(syncs.calls, calls, "%s: %d fdatasync calls, want %d", what, syncs.calls, calls);
+        cr_assert_eq(stat(journal, &st), 0);
+        cr_assert(syncs.dev == st.st_dev && syncs.ino == st.st_ino, "%s: fdatasync of another file", what);
+        cr_assert_eq(syncs.size, st.st_size, "%s: synced at %lld bytes, the journal has %lld: written after the sync",
+                     what, (long long)syncs.size, (long long)st.st_size);
+}
+
 Test(tomb, sync) {
+        struct recs rs = { 0 }, ro_rs = { 0 };
+        struct state *s = open_w(&rs), *ro = NULL;
+        const char *tail = "\nD sess_a\n";
+        char want[256], *text;
+        size_t len;
+        uint64_t made;
+
+        memset(&syncs, 0, sizeof(syncs));
+        cr_assert_eq(state_sync(s), 0, "nothing to sync");
+        cr_assert_eq(syncs.calls, 0, "nothing appended: no fdatasync");
+
+        /* A tombstone: written, then made durable by one fdatasync of the
+         * journal that covers it. */
+        put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 0xabc);
+        cr_assert_eq(state_sync(s), 0);
+        assert_synced_journal(1, "after a tombstone");
+        text = slurp_journal();
+        cr_assert_eq(sscanf(text, "T 1 1700000000123456789 0000000000000abc %" SCNu64 " sess_a\n", &made), 1,
+                     "journal: %s", text);
+        snprintf(want, sizeof(want), "T 1 %" PRIu64 " %016" PRIx64 " %" PRIu64 " sess_a\n", (uint64_t)T_MTIME,
+                 (uint64_t)0xabc, made);
+        cr_assert_str_eq(text, want);
+        free(text);
+
+        cr_assert_eq(state_sync(s), 0);
+        cr_assert_eq(syncs.calls, 1, "nothing new since the last sync: no second fdatasync");
+
+        /* On disk for another open, while the writer still holds it. */
+        cr_assert_eq(state_open(dir, on_load, &ro_rs, true, &ro), 0);
+        cr_assert_eq(ro_rs.n, 1);
+        assert_rec(&ro_rs, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 0xabc);
+        cr_assert_eq(ro_rs.r[0].made_ns, made);
+        state_close(ro);
+        recs_free(&ro_rs);
+
+        /* A live file record need not survive power loss: no sync for it. */
+        put(s, "sess_f", PROTO_KIND_FILE, T_MTIME, 7);
+        cr_assert_eq(state_sync(s), 0);
+        cr_assert_eq(syncs.calls, 1, "a file record alone is not synced");
+
+        /* Forgetting a tombstone is synced too, and covers what came before. */
+        del(s, "sess_a");
+        cr_assert_eq(state_sync(s), 0);
+        assert_synced_journal(2, "after a delete");
+        text = slurp_journal();
+        len = strlen(text);
+        cr_assert(len > strlen(tail) && strcmp(text + len - strlen(tail), tail) == 0, "journal: %s", text);
+        free(text);
+
+        /* A failed fdatasync is reported, and the next sync tries again. */
+        put(s, "sess_b", PROTO_KIND_EXPIRE, T_MTIME + 1, 2);
+        syncs.fail_errno = EIO;
+        cr_assert_eq(state_sync(s), -EIO);
+        cr_assert_eq(syncs.calls, 3);
+        cr_assert_eq(state_sync(s), 0);
+        assert_synced_journal(4, "the retry after EIO");
+        state_close(s);
+        cr_assert_eq(syncs.calls, 4, "close: nothing left to sync");
+
+        rs = reload();
+        cr_assert_eq(rs.n, 2, "%zu loaded", rs.n);
+        cr_assert_null(find(&rs, "sess_a"));
+        assert_rec(&rs, "sess_f", PROTO_KIND_FILE, T_MTIME, 7);
+        assert_rec(&rs, "sess_b", PROTO_KIND_EXPIRE, T_MTIME + 1, 2);
+        recs_free(&rs);
+}
+
+/* State_close makes pending tombstones durable: a daemon that exits right
+ * after a delete must not leave it to the page cache. */
+Test(tomb, close_syncs_pending_tombstone) {
         struct recs rs = { 0 };
         struct state *s = open_w(&rs);
 
-        cr_assert_eq(state_sync(s), 0, "nothing to sync");
+        memset(&syncs, 0, sizeof(syncs));
         put(s, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
-        cr_assert_eq(state_sync(s), 0);
-        cr_assert_eq(state_sync(s), 0);
-        del(s, "sess_a");
-        cr_assert_eq(state_sync(s), 0);
         state_close(s);
+        cr_assert_eq(syncs.calls, 1, "close with an unsynced tombstone: %d fdatasync calls", syncs.calls);
+        rs = reload();
+        cr_assert_eq(rs.n, 1);
+        assert_rec(&rs, "sess_a", PROTO_KIND_DESTROY, T_MTIME, 1);
+        recs_free(&rs);
 }
 
 /* ---- compaction at open ---- */

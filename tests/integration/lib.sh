@@ -12,7 +12,7 @@
 # Every node is a directory $T/nI with its own sshd (127.0.0.1, its own host
 # key, its own port), its own client key, known_hosts and sessync.conf; see
 # README.md. Everything this file starts is recorded by PID and stopped by PID
-# in the EXIT trap (STYLE.md "Tests": servers are stopped by PID, every wait
+# in the EXIT trap (docs/STYLE.md "Tests": servers are stopped by PID, every wait
 # has a deadline). Nothing outside $T is written except /run/sshd (sshd's
 # privilege-separation directory) and the port-reservation lock in /tmp.
 #
@@ -512,7 +512,7 @@ daemon_running() {
 
 # daemon_stop I: SIGTERM, wait up to IT_STOP_TIMEOUT, then SIGKILL.
 # Returns the daemon's exit status: 0 = it stopped cleanly on SIGTERM
-# (DESIGN.md Interface), 137 = it had to be killed.
+# (docs/DESIGN.md Interface), 137 = it had to be killed.
 daemon_stop() {
 	local d=$T/n$1 pid rc
 	pid=$(cat "$d/daemon.pid" 2>/dev/null) || return 0

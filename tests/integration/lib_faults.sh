@@ -270,7 +270,7 @@ log_count_since() {
 # ---------------------------------------------------------------- PHP-like writers
 
 # fault_phpish: write $T/phpish.py, a Python module that writes session files
-# exactly the way PHP's files handler does (DESIGN.md "What PHP does"), for
+# exactly the way PHP's files handler does (docs/DESIGN.md "PHP's files handler"), for
 # drivers that need more requests per second than php-cli can start:
 #   write(path, data, mtime_ns=None)  open O_CREAT|O_RDWR|O_NOFOLLOW 0600,
 #                                     flock LOCK_EX, ftruncate, write, close

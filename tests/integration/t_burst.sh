@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # helpers are called through check / wait_until
-# A burst beyond the inotify queue (DESIGN.md "Catch-up and full sync":
+# A burst beyond the inotify queue (docs/DESIGN.md "Catch-up and full sync":
 # IN_Q_OVERFLOW triggers a rescan; nothing is lost). n1's daemon is frozen
 # with SIGSTOP, 20,000 new session files are written into its session dir
 # (one IN_CLOSE_WRITE each, more than fs.inotify.max_queued_events), and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers run via wait_until
-# A small change to an 8 KB session travels as a delta (DESIGN.md "Deltas"),
+# A small change to an 8 KB session travels as a delta (docs/DESIGN.md "Deltas"),
 # and a touch-only request as a tiny message: measured with the per-peer
 # bytes_sent of `sessyncd --status --json` on the sending node, while the
 # replicas stay byte-equal with equal nanosecond mtimes.
@@ -88,7 +88,7 @@ check "n1's status settles again" wait_until "$WAIT" both_settled
 # A touch-only request: the content is the same, only the mtime moves.
 b2=$(peer_stat 1 n2 bytes_sent)
 c2=$(peer_stat 1 n3 bytes_sent)
-# No echo (DESIGN.md "What PHP does"): n1 applied n2's touch and must not
+# No echo (docs/DESIGN.md "PHP's files handler"): n1 applied n2's touch and must not
 # push that version back to n2, nor on to n3 (n2 sends it there itself).
 assert_eq "$b2/$c2" "$b1/$c1" "n1 sent nothing for the touch it received from n2 (no echo)"
 check "n1: PHP touch-only request" php_touch 1 "$sid"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers called via check/wait_until
-# `sessyncd -c CONF --full-sync [PEER...]` (DESIGN.md "Catch-up and full
+# `sessyncd -c CONF --full-sync [PEER...]` (docs/DESIGN.md "Catch-up and full
 # sync", "Interface"): one line per peer, "NAME: ok, N sent, N failed" or
 # "NAME: FAILED, ...: reason"; exit 0 only if every peer confirmed, 1
 # otherwise, 2 for a peer name that is not in the config. It works with or
@@ -83,14 +83,11 @@ done
 if ((all_there)); then ok "(b) on exit the 5 new sessions and the update are on n2 and n3 (bytes, mtime ns)"
 else fail "(b) on exit the 5 new sessions and the update are on n2 and n3 (bytes, mtime ns)"; fi
 it_note "measured: --full-sync (b) without the local daemon, 6 changes: $FS_MS ms"
-# fsGone was destroyed (a logout) while n1's daemon was down. The daemon
-# infers such deletes from its state journal at start-up; --full-sync reads
-# only the journal's tombstones (daemon.c on_tomb_loaded), so it reports ok
-# while n2 and n3 still serve the logged-out session. A pre-maintenance
-# --full-sync on a node whose daemon is down thus leaves logouts undone on
-# the peers until that daemon runs again (DESIGN.md: "--full-sync ... pushes
-# everything newer than what each has"; a delete is newer than the peers'
-# copy). Kept as a failing check; see the report.
+# fsGone was destroyed (a logout) while n1's daemon was down. Without a
+# daemon, --full-sync takes the state lock and infers such deletes from the
+# journal exactly as the daemon does at start-up (docs/DESIGN.md "Full
+# sync"), so the logout reaches n2 and n3 before the node goes into
+# maintenance.
 check "(b) on exit the session destroyed while n1's daemon was down is gone on n2 and n3" gone_on fsGone 2 3
 check "(b) n1's daemon restarts" daemon_start 1
 check "(b) ... and deletes fsGone, destroyed while it was down, on n2 and n3" wait_until "$WAIT" gone_on fsGone 1 2 3

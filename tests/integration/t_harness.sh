@@ -3,7 +3,7 @@
 # Tests the harness itself, without sessyncd: a 3-node cluster's sshds accept
 # exactly the peer keys, force the --serve command (with --from naming the
 # peer), check host keys, and real php-cli writes, touches and destroys
-# session files the way DESIGN.md "What PHP does" says.
+# session files the way docs/DESIGN.md "PHP's files handler" says.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers run via wait_until
-# Host keys are checked against known_hosts (DESIGN.md "Security"): a changed
+# Host keys are checked against known_hosts (docs/DESIGN.md "Peers and keys"): a changed
 # key and an unknown host are refused with a clear message, nothing
 # replicates, the client never offers its key to that server, and
 # known_hosts is never rewritten (no trust on first use). Once the right key

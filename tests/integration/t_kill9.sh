@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # helpers are called through check / wait_until
-# A crash under load (DESIGN.md "Versions, conflicts, deletes", "Catch-up"):
+# A crash under load (docs/DESIGN.md "Versions, conflicts, deletes", "Catch-up at connect"):
 # a steady PHP-style write load on n1 (~200 requests/s for ~6 s over ~100
 # sessions: updates that bump a per-session counter, some creates, some
 # destroys, each written as PHP's files handler writes), and n1's daemon is

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers run via wait_until
-# PHP's lock is respected on both ends (DESIGN.md "What PHP does"):
+# PHP's lock is respected on both ends (docs/DESIGN.md "PHP's files handler"):
 #  1. Sender: a session rewritten under flock(LOCK_EX) in two halves a second
 #     apart is never shipped half-written. Meanwhile a reader on n2 that locks
 #     as PHP does sees only the whole old or the whole new content, and in the
@@ -202,7 +202,7 @@ assert_eq "$(php_read 2 "$sid" | tr -d ' \n')" "array('v'=>'version-2',)" "PHP o
 # ---------------------------------------------------------------- 3. busy costs little
 # While the receiver's lock is held, "retry soon" must stay cheap: a PHP
 # request there can run for seconds (a report, a slow API call). A small
-# change to a 64 KB session is a small delta (DESIGN.md "Deltas"); retrying
+# change to a 64 KB session is a small delta (docs/DESIGN.md "Deltas"); retrying
 # it must not upload the whole file again every few milliseconds, which
 # would turn one session into megabytes per second per peer. Retrying the
 # delta, or backing off, both stay far below 16 whole copies in 1.5 s.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # helpers are called through check / wait_until
-# A receiver's daemon is down while its peer takes 500 changes (DESIGN.md
+# A receiver's daemon is down while its peer takes 500 changes (docs/DESIGN.md
 # "Catch-up and full sync"): n2's daemon is stopped (its sshd stays up, so
 # n1's attempts reach --serve, which cannot reach the daemon), and n1 takes
 # 250 creates, 150 updates and 100 destroys, written the way PHP's files

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers called via check/wait_until
-# Network partitions between two nodes (DESIGN.md "Versions, conflicts,
+# Network partitions between two nodes (docs/DESIGN.md "Versions, conflicts,
 # deletes" and "Catch-up and full sync"). A partition is made by stopping a
 # node's sshd: its daemon keeps running, but nobody can reach it.
 #

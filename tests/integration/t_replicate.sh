@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers run via wait_until
 # Create, update, touch-only and destroy, each done by real PHP, replicate in
 # every direction of a 3-node cluster: on every other node the bytes are
-# equal and the mtime is equal to the nanosecond (DESIGN.md "What PHP does":
+# equal and the mtime is equal to the nanosecond (docs/DESIGN.md "Applying in place":
 # GC reads it). An update is applied in place (same inode: a PHP request
 # holding the old inode must see it). A session changed by PHP on a node that
 # only holds a replica travels on from there. Files that are not sessions
@@ -61,13 +61,27 @@ gone_everywhere() {
 	return 0
 }
 
-# inodes O SID: "node:inode ..." of SID on every node but O.
+# inodes O SID: "node:inode ..." of SID on every node but O ("node:missing"
+# for a node without the file).
 inodes() {
-	local p out=""
+	local p out="" ino
 	for p in $(others "$1"); do
-		out+="$p:$(stat -c %i -- "$(node_sess_file "$p" "$2")" 2>/dev/null) "
+		ino=$(stat -c %i -- "$(node_sess_file "$p" "$2")" 2>/dev/null) || ino=missing
+		out+="$p:$ino "
 	done
 	echo "$out"
+}
+
+# assert_same_inodes O SID BEFORE DESC: SID has the inodes BEFORE on every
+# node but O. Fails, rather than comparing two "missing", when BEFORE lacks
+# a replica.
+assert_same_inodes() {
+	if [[ $3 == *missing* ]]; then
+		fail "$4"
+		echo "#   no inode to compare with: $3"
+		return
+	fi
+	assert_eq "$(inodes "$1" "$2")" "$3" "$4"
 }
 
 # modes O SID: "node:mode ..." of SID on every node but O.
@@ -105,7 +119,7 @@ for o in 1 2 3; do
 	if [[ $new != "$old" ]]; then ok "n$o update: content changed"; else fail "n$o update: content changed"; fi
 	check "n$o update: bytes and mtime ns equal on every other node" \
 		wait_until "$WAIT" replicated "$o" "$sid"
-	assert_eq "$(inodes "$o" "$sid")" "$ino_before" "n$o update: applied in place on the receivers (same inodes)"
+	assert_same_inodes "$o" "$sid" "$ino_before" "n$o update: applied in place on the receivers (same inodes)"
 
 	cp -p -- "$f" "$T/before_touch"
 	m0=$(mtime_ns "$f")
@@ -120,7 +134,7 @@ for o in 1 2 3; do
 		cmp -s -- "$(node_sess_file "$p" "$sid")" "$T/before_touch" || ok_all=0
 	done
 	if ((ok_all)); then ok "n$o touch: content unchanged on the receivers"; else fail "n$o touch: content unchanged on the receivers"; fi
-	assert_eq "$(inodes "$o" "$sid")" "$ino_before" "n$o touch: same inodes on the receivers"
+	assert_same_inodes "$o" "$sid" "$ino_before" "n$o touch: same inodes on the receivers"
 
 	check "n$o: PHP session_destroy() on sess_$sid" php_destroy "$o" "$sid"
 	check "n$o destroy: sess_$sid gone on every node" wait_until "$WAIT" gone_everywhere "$sid"
@@ -199,29 +213,61 @@ done
 
 # n3 cannot take sess_trap: the name is a symlink there, a permanent state
 # until someone removes it, not a transient failure such as a full disk. It
-# should say so once (STYLE.md "log each failure once") and n1's status
+# should say so once (docs/STYLE.md "Logging": each failure once) and n1's status
 # should not send the operator looking at the disk.
 trap_reports() { grep -F '"sess_trap"' "$(node_log 3)" | grep -vc ' debug: '; }
+trap_reported() { (($(trap_reports) >= 1)); }
 trap_reported_again() { (($(trap_reports) > 1)); }
-check "n3 reports the refused sess_trap once, not again and again (2.5 s)" \
+check "n3 reports the refused sess_trap" wait_until "$WAIT" trap_reported
+check "n3 does not report the refused sess_trap again and again (2.5 s)" \
 	not wait_until 2.5 trap_reported_again
-it_note "n3 logged the sess_trap refusal $(trap_reports) time(s):"
+assert_eq "$(trap_reports)" 1 "n3 reported the refused sess_trap exactly once"
 grep -F '"sess_trap"' "$(node_log 3)" | grep -v ' debug: ' | head -n 3 | sed 's/^/#   /'
-n3_err=$(sessync_cli 1 --status --json 2>/dev/null | python3 -c '
+
+# n1's status must answer, in JSON, with a peer n3 whose last_error is a
+# string or null; only then can it be judged.
+status_rc=0
+status_json=$(sessync_cli 1 --status --json) || status_rc=$?
+n3_err=""
+if ((status_rc != 0)); then
+	fail "n1's --status --json answers (exit $status_rc)"
+elif ! n3_err=$(python3 -c '
 import json, sys
-print([p for p in json.load(sys.stdin)["peers"] if p["name"] == "n3"][0]["last_error"])')
-it_note "n1's last_error for n3: $n3_err"
-if [[ $n3_err == *"disk full"* ]]; then
+d = json.loads(sys.argv[1])
+p = [p for p in d["peers"] if p["name"] == "n3"]
+assert len(p) == 1, "no single peer n3 in %r" % d["peers"]
+e = p[0]["last_error"]
+assert e is None or isinstance(e, str), "last_error is %r" % (e,)
+print(e or "")' "$status_json"); then
+	fail "n1's --status --json answers with valid JSON listing peer n3"
+	printf '#   output: %q\n' "$status_json"
+	status_rc=1
+else
+	ok "n1's --status --json answers with valid JSON listing peer n3"
+fi
+it_note "n1's last_error for n3: ${n3_err:-(none)}"
+if ((status_rc != 0)); then
+	fail "n1's status for n3 does not blame a full disk for the refused symlink (no status to judge)"
+elif [[ $n3_err == *"disk full"* ]]; then
 	fail "n1's status for n3 does not blame a full disk for the refused symlink"
 else ok "n1's status for n3 does not blame a full disk for the refused symlink"; fi
 
 # ------------------------------------------------ nothing written elsewhere
 # Every file under $T changed since the mark, minus what a node may write.
+# $T/before_touch was written after the mark: find must list it (else the
+# comparison with the mark did not work and an empty list proves nothing).
+check "the mark is still there" test -f "$T/.mark"
 stray=$(find "$T" -newer "$T/.mark" ! -type d ! -path "$T/.mark" \
 	! -path "$T/n*/sessions/*" ! -path "$T/n*/state/*" \
 	! -path "$T/n*/daemon.log" ! -path "$T/n*/daemon.pid" ! -path "$T/n*/sessync.sock" \
 	! -path "$T/n*/sshd/log" ! -path "$T/n*/sshd/pid" ! -path "$T/n*/sshd/sshd.pid" \
-	! -path "$T/before_touch" ! -path "$T/outside/victim" 2>/dev/null | sort | paste -sd' ')
+	! -path "$T/outside/victim" 2>/dev/null | sort)
+if grep -qxF -- "$T/before_touch" <<<"$stray"; then
+	ok "find -newer the mark lists a file written after it"
+else
+	fail "find -newer the mark lists a file written after it"
+fi
+stray=$(grep -vxF -- "$T/before_touch" <<<"$stray" | paste -sd' ')
 assert_eq "$stray" "" "no file under \$T outside session/state dirs was written"
 stray=$(find /tmp -maxdepth 1 -name 'sess_*' -newer "$T/.mark" 2>/dev/null | paste -sd' ')
 assert_eq "$stray" "" "no sess_* file appeared in /tmp"
@@ -230,8 +276,18 @@ assert_eq "$stray" "" "no sess_* file appeared in /tmp"
 	assert_eq "$stray" "" "no sess_* file appeared in \$HOME"
 }
 # Every file in a state dir is the daemon's own, never a copy of a session.
-copies=$(grep -rl "user1\|cart\|step" "$T"/n*/state 2>/dev/null | paste -sd' ')
-assert_eq "$copies" "" "no session content was written into a state dir"
+# grep: 1 = no match (the pass), 0 = a match, 2 = it could not read them.
+for i in 1 2 3; do
+	check "n$i's state dir holds its journal" test -s "$(node_state "$i")/journal"
+done
+copies_rc=0
+copies=$(grep -rl -e user1 -e cart -e step "$T"/n*/state) || copies_rc=$?
+if ((copies_rc == 1)); then
+	ok "no session content was written into a state dir"
+else
+	fail "no session content was written into a state dir"
+	echo "#   grep exit $copies_rc: ${copies//$'\n'/ }"
+fi
 
 check "cluster stops cleanly (every daemon exits 0 on SIGTERM)" cluster_stop
 it_finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016,SC2317  # PHP code in single quotes; helpers called via check/wait_until
-# Tombstones survive a daemon restart (DESIGN.md "Versions, conflicts,
+# Tombstones survive a daemon restart (docs/DESIGN.md "Versions, conflicts,
 # deletes": a destroyed session must never come back from a peer that
 # missed the delete). Three nodes; n3 is cut off (daemon and sshd stopped)
 # while it still holds session S. n1 destroys S (n2 follows). Then n1's and
@@ -14,7 +14,7 @@
 # n1 and replicated, then n1's daemon is stopped, PHP's GC on n1 expires E
 # (older than the lifetime), and the daemon starts again. Its start-up scan
 # sees that the journal knew E and makes an expiry tombstone, which must
-# carry the deleted file's version v1 (DESIGN.md: "An expiry ... carries the
+# carry the deleted file's version v1 (docs/DESIGN.md: "An expiry ... carries the
 # deleted file's version and beats only versions up to it"), so n2's and
 # n3's copies (v1 too) are deleted and E does not come back to n1. E's two
 # versions are written with mtimes 2 h in the past, 10 s apart: the same as
