@@ -19,6 +19,7 @@
 #include "daemon/node.h"
 #include "daemon/peer.h"
 #include "daemon/server.h"
+#include "daemon/strict.h"
 #include "daemon/watch.h"
 #include "lib/sess.h"
 #include "lib/state.h"
@@ -34,24 +35,9 @@ static void on_tomb_loaded(void *ctx, const char *name, uint8_t kind, const stru
                 node_load_record(ctx, name, kind, v, made_ns);
 }
 
-/* PHP refuses, or cannot read, a session file of another user. A daemon
- * running as PHP's user (the systemd unit) creates PHP's files. A root
- * daemon gives the files it creates to the owner of the session directory,
- * unless that is root too (Debian's 1733 root dir): then it can only warn. */
-static void file_owner(struct daemon *d) {
-        struct stat st;
-
-        if (geteuid() != 0 || fstat(d->dirfd, &st) < 0)
-                return;
-        if (st.st_uid != 0) {
-                node_set_file_owner(d->node, st.st_uid, st.st_gid);
-        } else if (d->conf->n_peers > 0) {
-                log_warn("running as root with a root-owned session_dir: replicas will be root's (mode 0600), which "
-                         "PHP running as another user cannot read; run sessyncd as PHP's user");
-        }
-}
-
 int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode mode) {
+        uid_t php_uid;
+        gid_t php_gid;
         int r;
 
         memset(d, 0, sizeof(*d));
@@ -60,8 +46,13 @@ int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode m
         d->sigfd = -1;
         d->dirfd = sess_dir_open(c->session_dir);
         if (d->dirfd < 0) {
-                log_error("session_dir \"%s\": %s", c->session_dir, strerror(-d->dirfd));
-                return d->dirfd;
+                r = d->dirfd;
+                log_error("session_dir \"%s\": %s", c->session_dir, strerror(-r));
+                /* Debian's 1733 directory cannot even be listed by PHP's
+                 * user: say why it is wrong and how to fix it. */
+                if (r == -EACCES && strict_php_user(c, -1, &php_uid, &php_gid) == 0)
+                        (void)strict_session_dir(c, -1, php_uid);
+                return r;
         }
         if (mkdir(c->state_dir, 0700) < 0 && errno != EEXIST && mode == DAEMON_STATE_WRITE) {
                 r = -errno;
@@ -71,9 +62,12 @@ int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode m
         d->loop = loop_new();
         if (!d->loop)
                 return -ENOMEM;
+        if ((r = strict_php_user(c, d->dirfd, &php_uid, &php_gid)) < 0 ||
+            (r = strict_session_dir(c, d->dirfd, php_uid)) < 0)
+                return r;
         if ((r = node_new(c, d->loop, d->dirfd, &d->node)) < 0)
                 return r;
-        file_owner(d);
+        node_set_php_user(d->node, php_uid, php_gid);
         r = state_open(c->state_dir, node_load_record, d->node, false, &d->state);
         if (r < 0 && mode == DAEMON_STATE_TRY) {
                 /* The daemon runs and owns the state (or we may not lock
@@ -85,7 +79,11 @@ int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode m
         }
         if (r < 0) {
                 log_error("state in \"%s\": %s", c->state_dir,
-                          r == -EBUSY ? "another sessyncd holds it (one daemon per state_dir)" : strerror(-r));
+                          r == -EBUSY ? "another sessyncd holds it (one daemon per state_dir)" :
+                          r == -EPERM ? "not sessyncd's own (or root's), or others can write it: chown it to "
+                                        "sessyncd's user and chmod 0700; a file in it owned by someone else is refused too" :
+                          r == -EMLINK ? "a file in it has a second hard link: a write through it would land elsewhere; "
+                                         "remove the link" : strerror(-r));
                 return r;
         }
         if (!d->state_readonly)

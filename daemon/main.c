@@ -2,6 +2,7 @@
  * success, 1 = runtime failure, 2 = usage or config error. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <libssh2.h>
 #include <librsync.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 /* What the command line asked for, beyond the command. */
 struct args {
         const char *from;               /* --serve --from PEER */
+        bool any_peer;                  /* --serve --any-peer */
         bool json;                      /* --status --json */
         char *const *names;             /* --full-sync PEER... */
         size_t n_names;
@@ -44,8 +46,8 @@ static const struct command {
         int (*run)(const struct conf *c, const struct args *a);
 } commands[] = {
         { NULL, "sessyncd [-c CONF]", "run the daemon in the foreground", false, false, false, cmd_run },
-        { "serve", "sessyncd -c CONF --serve [--from PEER]", "forced command: relay the SSH channel to the daemon",
-          true, false, false, cmd_serve },
+        { "serve", "sessyncd -c CONF --serve --from PEER | --any-peer",
+          "forced command: relay the SSH channel to the daemon, for that peer only", true, false, false, cmd_serve },
         { "full-sync", "sessyncd -c CONF --full-sync [PEER...]",
           "push every session each peer lacks; wait for acknowledgements", false, false, true, cmd_full_sync },
         { "status", "sessyncd -c CONF --status [--json]", "per-peer state from the running daemon", false, true, false,
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
                 { "status", no_argument, NULL, 'C' },
                 { "check-config", no_argument, NULL, 'C' },
                 { "from", required_argument, NULL, 'F' },
+                { "any-peer", no_argument, NULL, 'A' },
                 { "json", no_argument, NULL, 'j' },
                 { "version", no_argument, NULL, 'V' },
                 { "help", no_argument, NULL, 'h' },
@@ -160,6 +163,7 @@ int main(int argc, char **argv) {
                 case 'c': path = optarg; break;
                 case 'C': cmd = find_command(opts[li].name); ncmd++; break;
                 case 'F': a.from = optarg; break;
+                case 'A': a.any_peer = true; break;
                 case 'j': a.json = true; break;
                 case 'V': printf("sessyncd %s (librsync %s, libssh2 %s)\n", SESSYNC_VERSION, rs_librsync_version,
                                  LIBSSH2_VERSION);
@@ -170,9 +174,18 @@ int main(int argc, char **argv) {
         }
         a.names = argv + optind;
         a.n_names = (size_t)(argc - optind);
-        if (!cmd || ncmd > 1 || (a.from && !cmd->takes_from) || (a.json && !cmd->takes_json) ||
+        if (!cmd || ncmd > 1 || ((a.from || a.any_peer) && !cmd->takes_from) || (a.json && !cmd->takes_json) ||
             (a.n_names > 0 && !cmd->takes_names)) {
                 usage(stderr);
+                return 2;
+        }
+        /* docs/DESIGN.md "Peers and keys": each key in authorized_keys is
+         * bound to one peer name, or one peer's key could push the others
+         * off; a relay for any peer must be asked for in so many words. */
+        if (cmd->takes_from && !a.from == !a.any_peer) {
+                fprintf(stderr, "sessyncd --serve: %s\n", a.from ? "--from and --any-peer exclude each other" :
+                        "needs --from PEER (the peer this key belongs to, in authorized_keys' command=), or "
+                        "--any-peer to accept any configured peer");
                 return 2;
         }
         if ((code = load(path, &conf)) != 0)
@@ -188,6 +201,11 @@ int main(int argc, char **argv) {
                 conf_free(conf);
                 return 2;
         }
+        if (a.from && !conf_peer_find(conf, a.from)) {
+                fprintf(stderr, "sessyncd --serve: --from \"%s\" is not a peer in %s\n", a.from, path);
+                conf_free(conf);
+                return 2;
+        }
         log_set_level(conf->log_level);
         {
                 char ident[96];
@@ -196,6 +214,9 @@ int main(int argc, char **argv) {
                 log_set_ident(ident);
         }
         rs_trace_to(rs_log);
+        /* A peer or the daemon closing on us is an error to report, never a
+         * silent death (the CLI, the relay and the daemon alike). */
+        signal(SIGPIPE, SIG_IGN);
         code = cmd->run(conf, &a);
         conf_free(conf);
         return code;

@@ -31,6 +31,12 @@ int metrics_render(const struct node *n, struct peer *const *peers, struct proto
         proto_put_fmt(wr, "sessync_sessions{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_files(n));
         head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
         proto_put_fmt(wr, "sessync_tombstones{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_tombs(n));
+        head(wr, "sessync_skipped", "gauge",
+             "Files in the session directory not replicated: not owned by PHP's user, or with hard links.");
+        proto_put_fmt(wr, "sessync_skipped{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_skipped(n));
+        head(wr, "sessync_skipped_total", "counter", "Times a file was found not to be PHP's own.");
+        proto_put_fmt(wr, "sessync_skipped_total{node=\"%s\"} %" PRIu64 "\n", node_conf(n)->name,
+                      node_skipped_total(n));
         PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
                  peer_state(peers[i]) == PEER_READY ? 1 : 0);
         PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
@@ -63,7 +69,10 @@ int metrics_write(const struct node *n, struct peer *const *peers, const char *p
         proto_wr_init(&wr);
         if ((r = metrics_render(n, peers, &wr)) < 0)
                 goto out;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        /* A fresh file, never through a name someone put there (the
+         * textfile directory may be shared with other collectors). */
+        (void)unlink(tmp);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0) {
                 r = -errno;
                 goto out;

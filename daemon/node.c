@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
@@ -28,8 +29,8 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->n_peers = c->n_peers;
         n->turn = 1;
         n->durable = true;
-        n->file_uid = (uid_t)-1;
-        n->file_gid = (gid_t)-1;
+        n->php_uid = geteuid();
+        n->php_gid = getegid();
         n->peer = calloc(c->n_peers ? c->n_peers : 1, sizeof(*n->peer));
         if (!n->peer) {
                 free(n);
@@ -43,9 +44,10 @@ void node_set_state(struct node *n, struct state *s) {
         n->state = s;
 }
 
-void node_set_file_owner(struct node *n, uid_t uid, gid_t gid) {
-        n->file_uid = uid;
-        n->file_gid = gid;
+void node_set_php_user(struct node *n, uid_t uid, gid_t gid) {
+        n->php_uid = uid;
+        n->php_gid = gid;
+        n->give_away = uid != geteuid();
 }
 
 const struct conf *node_conf(const struct node *n) {
@@ -59,6 +61,15 @@ size_t node_n_files(const struct node *n) {
 size_t node_n_tombs(const struct node *n) {
         return n->n_tombs;
 }
+
+size_t node_n_skipped(const struct node *n) {
+        return n->n_skipped;
+}
+
+uint64_t node_skipped_total(const struct node *n) {
+        return n->skipped_total;
+}
+
 
 const struct node_stats *node_stats(const struct node *n, size_t idx) {
         return &n->peer[idx].stats;
@@ -131,6 +142,7 @@ struct node_ent *node_ensure(struct node *n, const char *name) {
                 return NULL;
         }
         e->kind = VER_KIND_NONE;
+        (void)sess_tag(name, e->tag);
         for (size_t i = 0; i < n->n_peers; i++)
                 e->peer[i].has_kind = VER_KIND_NONE;
         HASH_ADD_KEYPTR(hh, n->table, e->name, strlen(e->name), e);
@@ -161,7 +173,7 @@ static void journal_file(struct node *n, struct node_ent *e, const struct proto_
         if (!n->state)
                 return;
         if ((r = state_put(n->state, e->name, VER_KIND_FILE, v)) < 0)
-                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+                log_warn("session %s: cannot write the state journal: %s", e->tag, strerror(-r));
 }
 
 void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver *v, size_t size, bool from_peer) {
@@ -180,7 +192,7 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
         int r;
 
         if (n->state && (r = state_put(n->state, e->name, kind, v)) < 0) {
-                log_error("\"%s\": cannot persist tombstone: %s", e->name, strerror(-r));
+                log_error("session %s: cannot persist tombstone: %s", e->tag, strerror(-r));
                 return r;
         }
         node_set_kind(n, e, kind);
@@ -215,7 +227,7 @@ void node_expire_tombs(struct node *n) {
         struct node_ent *e, *tmp;
 
         HASH_ITER(hh, n->table, e, tmp) {
-                bool held = e->checking || e->tturn;
+                bool held = e->checking || e->tturn || e->skip;   /* skip: counted in n_skipped */
 
                 if (e->kind == VER_KIND_FILE)
                         continue;
@@ -235,8 +247,15 @@ void node_expire_tombs(struct node *n) {
 
 void node_load_record(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
         struct node *n = ctx;
-        struct node_ent *e = node_ensure(n, name);
+        struct node_ent *e;
 
+        /* The journal is ours, but a name is trusted nowhere without the
+         * same check the directory scan and the wire get. */
+        if (!sess_name_valid(name, n->conf->session_prefix)) {
+                log_warn("state journal: a record for a name that is not a session here (%s); ignored", NODE_TAG(name));
+                return;
+        }
+        e = node_ensure(n, name);
         if (!e)
                 return;
         if (kind == STATE_KIND_APPLYING) {
@@ -284,7 +303,7 @@ void node_journal_applying(struct node *n, struct node_ent *e, const struct prot
         int r;
 
         if (n->state && (r = state_put(n->state, e->name, STATE_KIND_APPLYING, v)) < 0)
-                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+                log_warn("session %s: cannot write the state journal: %s", e->tag, strerror(-r));
 }
 
 void node_journal_restore(struct node *n, struct node_ent *e) {
@@ -294,7 +313,7 @@ void node_journal_restore(struct node *n, struct node_ent *e) {
                 return;
         r = e->kind == VER_KIND_NONE ? state_del(n->state, e->name) : state_put(n->state, e->name, e->kind, &e->ver);
         if (r < 0)
-                log_warn("\"%s\": cannot write the state journal: %s", e->name, strerror(-r));
+                log_warn("session %s: cannot write the state journal: %s", e->tag, strerror(-r));
 }
 
 void node_reset_suspects(struct node *n) {
@@ -305,17 +324,17 @@ void node_reset_suspects(struct node *n) {
                 if (!e->suspect)
                         continue;
                 e->suspect = false;
-                r = sess_open(n->dirfd, e->name, SESS_EXCL, n->conf->max_file_size, &f);
-                if (r == -ENOENT)
-                        continue;
+                r = node_open(n, e, SESS_EXCL, n->conf->max_file_size, &f);
+                if (r == -ENOENT || r == -EPERM || r == -EMLINK)
+                        continue;   /* gone, or not PHP's own (logged): never written */
                 if (r == 0)
                         r = sess_set_mtime(&f, 1);
                 sess_release(n->dirfd, e->name, &f);
                 if (r < 0)
-                        log_warn("\"%s\": was being written when sessyncd stopped, and cannot be reset: %s",
-                                 e->name, strerror(-r));
+                        log_warn("session %s: was being written when sessyncd stopped, and cannot be reset: %s",
+                                 e->tag, strerror(-r));
                 else
-                        log_warn("\"%s\": was being written when sessyncd stopped; its peers' copy will replace it",
-                                 e->name);
+                        log_warn("session %s: was being written when sessyncd stopped; its peers' copy will replace it",
+                                 e->tag);
         }
 }

@@ -50,12 +50,19 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
 void node_free(struct node *n);
 /* Attach the state journal (not owned): records and tombstones go there. */
 void node_set_state(struct node *n, struct state *s);
-/* Files this node creates get this owner (a root daemon writing for PHP). */
-void node_set_file_owner(struct node *n, uid_t uid, gid_t gid);
+/* PHP's user (docs/DESIGN.md "Only PHP's own files"): only files it owns,
+ * with one link, are sent or written into; files this node creates are
+ * given to uid:gid when the daemon runs as another user (root). Default:
+ * the daemon's own user. */
+void node_set_php_user(struct node *n, uid_t uid, gid_t gid);
 
 const struct conf *node_conf(const struct node *n);
 size_t node_n_files(const struct node *n);
 size_t node_n_tombs(const struct node *n);
+/* Names whose file is not PHP's own (another owner, or hard links): not
+ * replicated. Now, and how often one was found since start. */
+size_t node_n_skipped(const struct node *n);
+uint64_t node_skipped_total(const struct node *n);
 const struct node_stats *node_stats(const struct node *n, size_t idx);
 void node_count(struct node *n, size_t idx, enum node_stat which);
 /* Changes peer idx still needs (dirty or delayed), in-flight frames excluded. */

@@ -37,7 +37,7 @@ void node_check(struct node *n, const char *name) {
                 return;
         e = node_ensure(n, name);
         if (!e) {
-                log_error("\"%s\": out of memory; the next rescan will find it", name);
+                log_error("session %s: out of memory; the next rescan will find it", NODE_TAG(name));
                 n->rescan = true;
                 return;
         }
@@ -81,7 +81,7 @@ static void local_delete(struct node *n, struct node_ent *e) {
         uint8_t kind;
 
         ver_delete(&e->ver, loop_realtime_ns(), n->conf->session_lifetime_ms * 1000000ull, &kind, &v);
-        log_debug("\"%s\": deleted here (%s)", e->name, kind == VER_KIND_EXPIRE ? "expired" : "destroyed");
+        log_debug("session %s: deleted here (%s)", e->tag, kind == VER_KIND_EXPIRE ? "expired" : "destroyed");
         if (node_record_tomb(n, e, kind, &v, false) < 0)
                 return;
         node_mark_all(n, e);
@@ -94,7 +94,7 @@ void node_saw(struct node *n, struct node_ent *e, const struct sess_file *f) {
                 return;
         }
         if (e->kind != VER_KIND_FILE || ver_cmp(&f->ver, &e->ver) != 0) {
-                log_debug("\"%s\": changed here (%zu bytes)", e->name, f->len);
+                log_debug("session %s: changed here (%zu bytes)", e->tag, f->len);
                 node_record_file(n, e, &f->ver, f->len, false);
                 node_mark_all(n, e);
         }
@@ -105,14 +105,14 @@ static int look(struct node *n, struct node_ent *e) {
         struct sess_file f = SESS_FILE_INIT;
         int r;
 
-        r = sess_open(n->dirfd, e->name, SESS_SHARED, n->conf->max_file_size, &f);
+        r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 node_saw(n, e, NULL);
                 return -ENOENT;
         }
         if (r == -EFBIG) {
                 if (e->size != (uint32_t)f.len)
-                        log_warn("\"%s\": %zu bytes, over max_file_size; not replicated", e->name, f.len);
+                        log_warn("session %s: %zu bytes, over max_file_size; not replicated", e->tag, f.len);
                 e->size = (uint32_t)f.len;
                 return r;
         }
@@ -160,10 +160,10 @@ void node_run_checks(struct node *n) {
                 r = look(n, e);
                 if (r == -EWOULDBLOCK) {
                         look_later(n, e, NODE_BUSY_MS);
-                } else if (r < 0 && r != -ENOENT && r != -EFBIG) {
+                } else if (r < 0 && r != -ENOENT && r != -EFBIG && r != -EPERM && r != -EMLINK) {
                         /* Transient (EMFILE, EIO, ENOMEM): look again later,
                          * never forget a change. */
-                        log_warn("\"%s\": cannot read: %s; retrying", e->name, strerror(-r));
+                        log_warn("session %s: cannot read: %s; retrying", e->tag, strerror(-r));
                         look_later(n, e, NODE_RETRY_MS);
                 }
         }

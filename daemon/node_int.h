@@ -4,8 +4,9 @@
  * the daemon goes through daemon/node.h.
  *
  * Layering inside the node, lowest first (no file calls one above it):
- *   node_turn.c   this turn's bytes of each file (the turn cache)
  *   node_queue.c  per-peer dirty sets and delays
+ *   node_file.c   opening a file as PHP's own (owner, links)
+ *   node_turn.c   this turn's bytes of each file (the turn cache)
  *   node.c        the table: entries, recording versions and tombstones
  *   node_check.c  change detection: reconcile entries with the disk
  *   node_sync.c   catch-up and inventories
@@ -24,6 +25,7 @@
 #include <uthash.h>
 
 #include "daemon/node.h"
+#include "lib/sess.h"
 #include "lib/ver.h"
 
 struct delta_sig;
@@ -53,6 +55,8 @@ struct node_ent {
         bool from_peer;         /* recorded version came from an apply: not pushed live */
         bool checking;          /* in the check set or the busy set */
         bool suspect;           /* the journal says an apply was cut short here */
+        uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
+        char tag[SESS_TAG_LEN]; /* what logs call it (sess_tag): never the id */
         struct delta_sig *sig;  /* signature of the basis for deltas, or NULL */
         uint64_t sig_hash;      /* content hash of that basis */
         uint8_t *tdata;         /* node_turn.c: this turn's read of the file (shared by all peers) */
@@ -104,9 +108,16 @@ struct node {
 
         struct state *state;            /* the state journal, NULL in tests */
         bool durable;                   /* this turn's tombstones are on disk */
-        uid_t file_uid;                 /* owner for files we create, (uid_t)-1 = ours */
-        gid_t file_gid;
+        uid_t php_uid;                  /* PHP's user: only its files travel, replicas are its */
+        gid_t php_gid;
+        bool give_away;                 /* we are not PHP's user (root): chown what we create */
+        size_t n_skipped;               /* entries whose file is not PHP's own (skip set) */
+        uint64_t skipped_total;         /* times a file was found not PHP's own */
 };
+
+/* Why a file on disk is not replicated (docs/DESIGN.md "Only PHP's own
+ * files"). */
+enum { NODE_SKIP_NONE, NODE_SKIP_OWNER, NODE_SKIP_LINKS };
 
 /* node.c */
 struct node_ent *node_get(struct node *n, const char *name);
@@ -123,6 +134,13 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
 void node_journal_applying(struct node *n, struct node_ent *e, const struct proto_ver *v);
 void node_journal_restore(struct node *n, struct node_ent *e);
 bool node_forgettable(const struct node *n, const struct proto_ver *v);
+/* node_file.c */
+/* Open e's file refusing what is not PHP's own (sess_open_owned). A refusal
+ * is recorded on e (logged once per name and reason, counted); a success
+ * clears it. Same returns as sess_open_owned. */
+int node_open(struct node *n, struct node_ent *e, int flags, size_t max, struct sess_file *f);
+/* The tag of a name that has no entry (from the wire). */
+#define NODE_TAG(name) sess_tag((name), (char[SESS_TAG_LEN]){ 0 })
 
 /* node_turn.c */
 /* Keep data (owned) as e's bytes for this turn, within the turn's byte cap;
@@ -133,7 +151,8 @@ void node_turn_drop(struct node *n, struct node_ent *e);
 /* e's bytes at exactly its recorded version: from this turn's cache, or
  * read under LOCK_SH. Never changes the entry: -ESTALE when the disk holds
  * another version (or no file: -ENOENT), so the caller asks for a check.
- * -EWOULDBLOCK locked, -ENOBUFS over this turn's cap, -EFBIG too large.
+ * -EWOULDBLOCK locked, -ENOBUFS over this turn's cap, -EFBIG too large,
+ * -EPERM/-EMLINK not PHP's own (recorded on e by node_open).
  * *ret_data lives until the turn ends. */
 int node_turn_read(struct node *n, struct node_ent *e, const uint8_t **ret_data, size_t *ret_len);
 

@@ -43,7 +43,7 @@ void node_mark_dirty(struct node *n, struct node_ent *e, size_t idx) {
         if (!ep->queued) {
                 if (node_vec_push(&np->dirty, e) < 0) {
                         /* Out of memory: catch-up on the next connect finds it. */
-                        log_error("\"%s\": out of memory queueing for a peer; left to catch-up", e->name);
+                        log_error("session %s: out of memory queueing for a peer; left to catch-up", e->tag);
                         return;
                 }
                 ep->queued = true;

@@ -47,15 +47,15 @@ static void ack_refuse(struct proto_msg *ack, uint8_t status) {
 static void stale(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, uint8_t kind,
                   const struct proto_ver *have) {
         n->peer[idx].stats.conflicts++;
-        log_info("peer \"%s\": \"%s\": refused %s, this node holds a newer %s", n->conf->peers[idx].name, m->name,
+        log_info("peer \"%s\": session %s: refused %s, this node holds a newer %s", n->conf->peers[idx].name, NODE_TAG(m->name),
                  proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete");
         ack_state(ack, PROTO_ST_STALE, kind, have);
 }
 
 static void write_failed(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, int r) {
         n->peer[idx].stats.errors++;
-        log_warn("peer \"%s\": \"%s\": cannot apply %s: %s; the old file is kept, retrying later",
-                 n->conf->peers[idx].name, m->name, proto_type_name(m->type), strerror(-r));
+        log_warn("peer \"%s\": session %s: cannot apply %s: %s; the old file is kept, retrying later",
+                 n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type), strerror(-r));
         ack_refuse(ack, PROTO_ST_RETRY);
 }
 
@@ -99,8 +99,8 @@ static bool too_new(const struct node *n, const struct proto_ver *v) {
 static bool version_refused(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
         if (too_new(n, &m->ver)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": \"%s\": refused %s dated %llu s ahead of our clock: check its clock (NTP)",
-                         n->conf->peers[idx].name, m->name, proto_type_name(m->type),
+                log_warn("peer \"%s\": session %s: refused %s dated %llu s ahead of our clock: check its clock (NTP)",
+                         n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type),
                          (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull));
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return true;
@@ -125,14 +125,14 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         int r;
 
         if (m->size > n->conf->max_file_size) {
-                log_warn("peer \"%s\": \"%s\": %llu bytes, over max_file_size; refused", peer, m->name,
+                log_warn("peer \"%s\": session %s: %llu bytes, over max_file_size; refused", peer, NODE_TAG(m->name),
                          (unsigned long long)m->size);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
         if (version_refused(n, idx, m, ack))
                 return;
-        r = sess_open(n->dirfd, m->name, SESS_EXCL, n->conf->max_file_size, &f);
+        r = node_open(n, e, SESS_EXCL, n->conf->max_file_size, &f);
         if (r == -ENOENT) {
                 /* Not here. If the table says it was, PHP unlinked it and no
                  * check has seen that yet: make the tombstone first, so a
@@ -146,19 +146,32 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, PROTO_ST_NEED_FULL);
                         return;
                 }
-                r = sess_open(n->dirfd, m->name, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
+                r = node_open(n, e, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
         }
         if (r == -EWOULDBLOCK) {
                 ack_refuse(ack, PROTO_ST_BUSY);
                 return;
         }
+        if (r == -EPERM || r == -EMLINK) {
+                /* Not PHP's own file (node_open logged it, once): never
+                 * written into, a lasting condition. */
+                n->peer[idx].stats.errors++;
+                ack_refuse(ack, PROTO_ST_REJECT);
+                return;
+        }
         if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 /* Lasting conditions, not worth a retry: refuse for good. */
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": \"%s\": refused: %s here", peer, m->name,
+                log_warn("peer \"%s\": session %s: refused: %s here", peer, NODE_TAG(m->name),
                          r == -EFBIG ? "the file is over max_file_size" : "the name is not a regular file (never followed)");
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
+        }
+        if (r == 0 && f.created && n->give_away && (r = sess_chown(&f, n->php_uid, n->php_gid)) < 0) {
+                /* PHP's from the start, as if PHP had made it: a PHP request
+                 * opening it meanwhile must not find a root file. */
+                write_failed(n, idx, m, ack, r);
+                goto out;
         }
         if (r < 0) {
                 write_failed(n, idx, m, ack, r);
@@ -192,11 +205,11 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 st = new_content(n, m, &f, &content, &len, &owned);
                 if (st != PROTO_ST_OK) {
                         if (st == PROTO_ST_REJECT)
-                                log_error("peer \"%s\": \"%s\": content does not match its hash; refused", peer,
-                                          m->name);
+                                log_error("peer \"%s\": session %s: content does not match its hash; refused", peer,
+                                          NODE_TAG(m->name));
                         else
-                                log_debug("peer \"%s\": \"%s\": delta basis differs, asking for the whole file",
-                                          peer, m->name);
+                                log_debug("peer \"%s\": session %s: delta basis differs, asking for the whole file",
+                                          peer, NODE_TAG(m->name));
                         ack_refuse(ack, st);
                         goto out;
                 }
@@ -205,8 +218,6 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 node_journal_applying(n, e, &m->ver);
                 r = sess_replace(&f, content, len, m->ver.mtime_ns);
         }
-        if (r == 0 && f.created && n->file_uid != (uid_t)-1)
-                r = sess_chown(&f, n->file_uid, n->file_gid);
         if (r < 0) {
                 node_journal_restore(n, e);   /* the old file is intact */
                 write_failed(n, idx, m, ack, r);
@@ -214,7 +225,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         }
         node_record_file(n, e, &m->ver, len, true);
         ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &m->ver);
-        log_debug("peer \"%s\": \"%s\": applied %s (%zu bytes)", peer, m->name, proto_type_name(m->type), len);
+        log_debug("peer \"%s\": session %s: applied %s (%zu bytes)", peer, NODE_TAG(m->name), proto_type_name(m->type), len);
 out:
         free(owned);
         sess_release(n->dirfd, m->name, &f);
@@ -225,15 +236,16 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         struct sess_file f = SESS_FILE_INIT;
         int r;
 
-        r = sess_open(n->dirfd, m->name, SESS_EXCL, SIZE_MAX, &f);
+        r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
         if (r == -EWOULDBLOCK) {
                 ack_refuse(ack, PROTO_ST_BUSY);
                 return;
         }
-        if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
-                /* Nothing here to delete; keep the tombstone so a stale copy
-                 * from a third node cannot bring the session back. A local
-                 * delete nobody has looked at yet gets its own first. */
+        if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL || r == -EPERM || r == -EMLINK) {
+                /* Nothing of PHP's here to delete (a file not PHP's own is
+                 * left alone); keep the tombstone so a stale copy from a
+                 * third node cannot bring the session back. A local delete
+                 * nobody has looked at yet gets its own first. */
                 node_saw(n, e, NULL);
                 if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
                     (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
@@ -265,7 +277,7 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                 goto out;
         }
         ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
-        log_debug("peer \"%s\": \"%s\": deleted (%s)", n->conf->peers[idx].name, m->name,
+        log_debug("peer \"%s\": session %s: deleted (%s)", n->conf->peers[idx].name, NODE_TAG(m->name),
                   m->kind == PROTO_KIND_DESTROY ? "destroyed" : "expired");
 out:
         sess_release(n->dirfd, m->name, &f);
@@ -280,8 +292,8 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
         strcpy(ack->name, m->name);
         if (!sess_name_valid(m->name, n->conf->session_prefix)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": refused \"%s\": not a session file name here (prefix \"%s\")",
-                         n->conf->peers[idx].name, m->name, n->conf->session_prefix);
+                log_warn("peer \"%s\": refused a name %s: not a session file name here (prefix \"%s\")",
+                         n->conf->peers[idx].name, NODE_TAG(m->name), n->conf->session_prefix);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }

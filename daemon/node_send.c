@@ -86,6 +86,8 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
         }
         if (r == -EFBIG)
                 return 0;
+        if (r == -EPERM || r == -EMLINK)
+                return 0;   /* not PHP's own now: off this peer's queue until it is again (node_file.c) */
         if (r < 0)
                 return r;
 
@@ -109,7 +111,7 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
         free(delta);
         if (r < 0)
                 return r;
-        log_debug("\"%s\": %s to peer \"%s\", %zu bytes for a %zu-byte file", e->name, proto_type_name(m.type),
+        log_debug("session %s: %s to peer \"%s\", %zu bytes for a %zu-byte file", e->tag, proto_type_name(m.type),
                   peer_of(n, idx), wr->len - before, len);
         ep->full = false;
         ep->has = e->ver;
@@ -130,7 +132,7 @@ int node_send_next(struct node *n, size_t idx, struct proto_wr *wr, uint32_t seq
                 if (r < 0) {
                         /* A transient failure (EMFILE, EIO, ENOMEM): keep the
                          * change, try again in a second. */
-                        log_warn("peer \"%s\": \"%s\": %s; retrying", peer_of(n, idx), e->name, strerror(-r));
+                        log_warn("peer \"%s\": session %s: %s; retrying", peer_of(n, idx), e->tag, strerror(-r));
                         node_delay(n, e, idx, SEND_RETRY_MS);
                         return r;
                 }

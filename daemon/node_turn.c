@@ -53,7 +53,7 @@ int node_turn_read(struct node *n, struct node_ent *e, const uint8_t **ret_data,
         int r;
 
         if (e->tturn != n->turn) {
-                r = sess_open(n->dirfd, e->name, SESS_SHARED, n->conf->max_file_size, &f);
+                r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
                 if (r == -ELOOP || r == -EISDIR || r == -EINVAL)
                         r = -ENOENT;
                 if (r < 0)

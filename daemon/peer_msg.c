@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
+#include "lib/sess.h"
 #include "proto/msg.h"
 
 int peer_msg_hello(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MAX]) {
@@ -57,6 +58,8 @@ size_t peer_msg_inv_end(struct peer *p) {
 }
 
 int peer_msg_ack(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MAX]) {
+        char tag[SESS_TAG_LEN];   /* a session id is a bearer token: logs and status show its tag */
+
         if (p->in_flight == 0 || m->ack_seq != p->sent_seq[p->fl_head]) {
                 if (p->in_flight == 0)
                         snprintf(why, PEER_WHY_MAX, "ACK for frame %u, but none is in flight", m->ack_seq);
@@ -75,19 +78,19 @@ int peer_msg_ack(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MA
                 }
                 break;
         case NODE_ACK_STALE:
-                log_info("peer \"%s\": \"%s\": it holds a newer %s; ours not applied", peer_name(p), m->name,
+                log_info("peer \"%s\": session %s: it holds a newer %s; ours not applied", peer_name(p), sess_tag(m->name, tag),
                          m->kind == PROTO_KIND_FILE ? "version" : "delete");
                 break;
         case NODE_ACK_RETRY:
                 snprintf(p->last_error, sizeof(p->last_error),
-                         "\"%s\" could not be applied there, retrying (its log says why: disk full?)", m->name);
+                         "session %s could not be applied there, retrying (its log says why: disk full?)", sess_tag(m->name, tag));
                 snprintf(p->apply_error_name, sizeof(p->apply_error_name), "%s", m->name);
                 p->apply_error = true;
                 break;
         case NODE_ACK_REFUSED:
-                snprintf(p->last_error, sizeof(p->last_error), "\"%s\" refused there", m->name);
+                snprintf(p->last_error, sizeof(p->last_error), "session %s refused there", sess_tag(m->name, tag));
                 p->apply_error = false;   /* for good: no later OK clears it */
-                log_warn("peer \"%s\": \"%s\" refused (%s)", peer_name(p), m->name, proto_status_name(m->status));
+                log_warn("peer \"%s\": session %s refused (%s)", peer_name(p), sess_tag(m->name, tag), proto_status_name(m->status));
                 break;
         case NODE_ACK_UNKNOWN:
                 break;

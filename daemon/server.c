@@ -43,6 +43,9 @@ struct conn {
 
 struct server {
         struct node *node;
+        gid_t gid;                      /* the socket's group: its members may connect */
+        uint64_t refused_ms;            /* refusals are logged at most once a minute, */
+        uint64_t refused_quiet;         /* with how many went unlogged since */
         const struct conf *conf;
         struct peer *const *peers;      /* the daemon's, for --status */
         struct loop *loop;
@@ -264,6 +267,52 @@ static void on_conn(struct loop *l, uint32_t events, void *ctx) {
                 conn_update_events(c);
 }
 
+/* docs/DESIGN.md "The socket": root, the daemon's own user and members of
+ * the socket's group (the account that runs the relay) may connect; the
+ * file mode says the same, this holds even if the mode or a directory above
+ * is too open. */
+static bool client_allowed(struct server *s, int fd) {
+        struct ucred cr;
+        socklen_t len = sizeof(cr);
+        gid_t groups[256];
+        socklen_t glen = sizeof(groups);
+        uint64_t now;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+                return false;
+        if (cr.uid == 0 || cr.uid == geteuid() || cr.gid == s->gid)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
+                for (size_t i = 0; i < glen / sizeof(groups[0]); i++)
+                        if (groups[i] == s->gid)
+                                return true;
+        now = loop_clock_ms();
+        if (s->refused_ms && now - s->refused_ms < 60000) {
+                s->refused_quiet++;
+                return false;
+        }
+        log_warn("socket: refused a client of uid %u (pid %d): not root, not sessyncd's user, not in the socket's "
+                 "group (gid %u); %llu more refused since the last such line", (unsigned)cr.uid, (int)cr.pid,
+                 (unsigned)s->gid, (unsigned long long)s->refused_quiet);
+        s->refused_ms = now;
+        s->refused_quiet = 0;
+        return false;
+}
+
+/* Tell a refused client why, in one frame it can print, without waiting
+ * for it: a full socket buffer just loses the reason. */
+static void refuse_client(int fd) {
+        static const char why[] = "not allowed: only root, sessyncd's user and members of the socket's group may "
+                                  "use this socket";
+        struct proto_msg m = { .type = PROTO_ERROR, .data = (const uint8_t *)why, .data_len = sizeof(why) - 1 };
+        struct proto_wr wr;
+
+        proto_wr_init(&wr);
+        if (proto_msg_encode(&wr, &m) == 0)
+                (void)send(fd, wr.buf, wr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        proto_wr_free(&wr);
+}
+
 static void on_accept(struct loop *l, uint32_t events, void *ctx) {
         struct server *s = ctx;
 
@@ -274,6 +323,11 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
 
                 if (fd < 0)
                         return;
+                if (!client_allowed(s, fd)) {
+                        refuse_client(fd);
+                        close(fd);
+                        continue;
+                }
                 if (s->n_conns >= SRV_MAX_CONNS) {
                         log_warn("too many connections on the socket; refusing one");
                         close(fd);
@@ -347,6 +401,7 @@ static int64_t on_tick(struct loop *l, void *ctx) {
 static int bind_socket(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char *dir = NULL;
+        mode_t old_mask;
         int fd = -1, r;
 
         if (strlen(path) >= sizeof(sa.sun_path))
@@ -360,13 +415,16 @@ static int bind_socket(const char *path) {
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        /* The socket file is made 0660 by the umask at bind: no chmod by
+         * path afterwards, which would follow a symlink put in its place. */
+        old_mask = umask(0117);
+        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+        umask(old_mask);
+        if (r < 0) {
                 int probe;
 
-                if (errno != EADDRINUSE) {
-                        r = -errno;
+                if (r != -EADDRINUSE)
                         goto fail;
-                }
                 /* A socket file is left over: in use only if someone answers. */
                 probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
                 if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
@@ -377,13 +435,14 @@ static int bind_socket(const char *path) {
                 if (probe >= 0)
                         close(probe);
                 (void)unlink(path);
-                if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                        r = -errno;
+                old_mask = umask(0117);
+                r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+                umask(old_mask);
+                if (r < 0)
                         goto fail;
-                }
         }
         /* The SSH account that runs --serve reaches us through the group. */
-        if (chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
+        if (listen(fd, 64) < 0) {
                 r = -errno;
                 goto fail;
         }
@@ -395,6 +454,7 @@ fail:
 
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret) {
         struct server *s = calloc(1, sizeof(*s));
+        struct stat st;
         int r;
 
         if (!s)
@@ -409,6 +469,9 @@ int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct
                 free(s);
                 return r;
         }
+        /* The socket file's group: ours, or its directory's if that is
+         * setgid. lstat: the name is ours now, and is not followed. */
+        s->gid = lstat(s->conf->socket, &st) == 0 && S_ISSOCK(st.st_mode) ? st.st_gid : getegid();
         s->tick = loop_timer_new(s->loop, on_tick, s);
         r = s->tick ? loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg) : -ENOMEM;
         if (r < 0) {

@@ -34,7 +34,8 @@ static const char *state_word(const struct peer *p) {
 static void render_json(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         proto_put_fmt(wr, "{\"node\": ");
         put_json_str(wr, node_conf(n)->name);
-        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"peers\": [", node_n_files(n), node_n_tombs(n));
+        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"skipped\": %zu, \"peers\": [", node_n_files(n),
+                      node_n_tombs(n), node_n_skipped(n));
         for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
                 const struct peer *p = peers[i];
                 const struct node_stats *st = node_stats(n, i);
@@ -56,7 +57,10 @@ static void render_json(const struct node *n, struct peer *const *peers, struct 
 }
 
 static void render_text(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
-        proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones\n", node_conf(n)->name, node_n_files(n), node_n_tombs(n));
+        proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones", node_conf(n)->name, node_n_files(n), node_n_tombs(n));
+        if (node_n_skipped(n) > 0)
+                proto_put_fmt(wr, ", %zu files skipped (not PHP's own: see the log)", node_n_skipped(n));
+        proto_put_fmt(wr, "\n");
         if (node_conf(n)->n_peers == 0) {
                 proto_put_fmt(wr, "no peers configured\n");
                 return;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
 #include "daemon/wire.h"
 #include "lib/conf.h"
 #include "lib/io.h"
@@ -15,15 +16,18 @@
 int status_query(const struct conf *c, int json) {
         struct proto_msg m = { .type = PROTO_STATUS_REQ, .kind = json ? PROTO_STATUS_JSON : PROTO_STATUS_TEXT };
         struct proto_wr wr;
-        int fd = -1, r, code = 1;
+        int fd = -1, r, wr_err, code = 1;
 
         proto_wr_init(&wr);
         if ((r = io_unix_connect(c->socket, &fd)) < 0) {
                 fprintf(stderr, "sessyncd: not running (cannot connect to %s: %s)\n", c->socket, strerror(-r));
                 goto out;
         }
-        if ((r = proto_msg_encode(&wr, &m)) < 0 || (r = io_write_all(fd, wr.buf, wr.len)) < 0)
+        if ((r = proto_msg_encode(&wr, &m)) < 0)
                 goto fail;
+        /* A daemon that refuses us has said why before closing: read that
+         * even if our request could not be written. */
+        wr_err = io_write_all(fd, wr.buf, wr.len);
         proto_wr_reset(&wr);
         for (;;) {
                 char buf[16384];
@@ -33,7 +37,7 @@ int status_query(const struct conf *c, int json) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0) {
-                        r = n < 0 ? -errno : -ECONNRESET;
+                        r = wr_err < 0 ? wr_err : n < 0 ? -errno : -ECONNRESET;
                         goto fail;
                 }
                 proto_put_bytes(&wr, buf, (size_t)n);
@@ -44,6 +48,13 @@ int status_query(const struct conf *c, int json) {
                         r = proto_msg_decode(wr.buf, flen, &m);
                 if (r < 0)
                         goto fail;
+                if (m.type == PROTO_ERROR) {
+                        char clean[256];
+
+                        fprintf(stderr, "sessyncd: the daemon at %s refused: %s\n", c->socket,
+                                log_clean(clean, sizeof(clean), m.data, m.data_len));
+                        goto out;
+                }
                 if (m.type != PROTO_STATUS) {
                         r = -EPROTO;
                         goto fail;

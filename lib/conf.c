@@ -57,7 +57,7 @@ struct key {
 enum node_key {
         NK_NAME, NK_SESSION_DIR, NK_STATE_DIR, NK_SOCKET, NK_IDENTITY, NK_KNOWN_HOSTS,
         NK_SESSION_PREFIX, NK_MAX_FILE_SIZE, NK_SESSION_LIFETIME, NK_TOMBSTONE_TTL,
-        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, N_NODE_KEYS,
+        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, NK_PHP_USER, N_NODE_KEYS,
         NK_N_REQUIRED = NK_SESSION_PREFIX,
 };
 #define NODE(n, t, f) { n, t, offsetof(struct conf, f) }
@@ -71,6 +71,7 @@ static const struct key node_keys[N_NODE_KEYS] = {
         NODE("clock_skew_warn", V_DURATION, clock_skew_warn_ms), NODE("log_level", V_LEVEL, log_level),
         NODE("metrics_file", V_PATH, metrics_file),
         NODE("resync_interval", V_DURATION, resync_interval_ms),
+        NODE("php_user", V_USER, php_user),
 };
 enum peer_key { PK_HOST, PK_PORT, PK_USER, N_PEER_KEYS };
 #define PEER(n, t, f) { n, t, offsetof(struct conf_peer, f) }
@@ -507,6 +508,7 @@ void conf_free(struct conf *c) {
         free(c->known_hosts);
         free(c->session_prefix);
         free(c->metrics_file);
+        free(c->php_user);
         free(c);
 }
 

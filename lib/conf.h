@@ -45,6 +45,8 @@ struct conf {
         uint64_t resync_interval_ms;    /* optional key resync_interval, default 60s: periodic catch-up */
         int log_level;                  /* enum conf_log_level; default info */
         char *metrics_file;             /* optional; NULL if unset */
+        char *php_user;                 /* optional: PHP's user (name or uid); NULL = the daemon's own
+                                           user, or for a root daemon the session_dir's owner */
 
         struct conf_peer *peers;        /* in file order */
         size_t n_peers;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -24,6 +25,11 @@ bool sess_name_valid(const char *name, const char *prefix) {
 
 uint64_t sess_hash(const void *p, size_t len) {
         return XXH3_64bits(p, len);
+}
+
+const char *sess_tag(const char *name, char buf[SESS_TAG_LEN]) {
+        snprintf(buf, SESS_TAG_LEN, "#%08x", (unsigned)(sess_hash(name, strlen(name)) >> 32));
+        return buf;
 }
 
 int sess_dir_open(const char *path) {
@@ -70,7 +76,16 @@ static int open_file(int dirfd, const char *name, int flags, bool *created) {
         return -EAGAIN;
 }
 
-int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_file *f) {
+/* Does name still name the inode open as fd? Before removing a name we
+ * created: someone may have replaced it since. */
+static bool same_inode_fd(int dirfd, const char *name, int fd) {
+        struct stat a, b;
+
+        return fstat(fd, &a) == 0 && fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+}
+
+int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t owner, struct sess_file *f) {
         struct stat st;
         bool created = false, locked = false;
         uint8_t *data = NULL;
@@ -104,6 +119,19 @@ int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_fi
                 r = -ENOENT;   /* unlinked (session_destroy) while we waited */
                 goto out;
         }
+        /* Only PHP's own files (docs/DESIGN.md "Only PHP's own files"): a file another uid made is one PHP itself would refuse,
+         * and a second link may name a file outside the directory. A file
+         * we just created is ours until the caller gives it away. */
+        f->uid = st.st_uid;
+        f->nlink = st.st_nlink;
+        if (!created && st.st_nlink > 1) {
+                r = -EMLINK;
+                goto out;
+        }
+        if (!created && owner != SESS_ANY_OWNER && st.st_uid != owner) {
+                r = -EPERM;
+                goto out;
+        }
         if ((uint64_t)st.st_size > max) {
                 f->len = (size_t)st.st_size;
                 r = -EFBIG;
@@ -133,7 +161,7 @@ out:
         if (fd >= 0) {
                 /* Only while we hold the lock: if PHP opened the file we
                  * created and locked it first, it is PHP's now. */
-                if (created && locked)
+                if (created && locked && same_inode_fd(dirfd, name, fd))
                         (void)unlinkat(dirfd, name, 0);
                 close(fd);
         }
@@ -201,6 +229,10 @@ int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mti
         f->ver.mtime_ns = mtime_ns;
         f->ver.hash = sess_hash(data, len);
         return 0;
+}
+
+int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_file *f) {
+        return sess_open_owned(dirfd, name, flags, max, SESS_ANY_OWNER, f);
 }
 
 int sess_chown(struct sess_file *f, uid_t uid, gid_t gid) {

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include "proto/msg.h"
 
@@ -31,6 +32,16 @@ bool sess_name_valid(const char *name, const char *prefix);
 /* xxh3-64 of the content: the tie-breaker of versions and the check of
  * every delta. */
 uint64_t sess_hash(const void *p, size_t len);
+
+/* A session id is a bearer token: logs, --status and metrics name a
+ * session by its tag, "#" and the first 8 hex digits of the xxh3-64 of the
+ * whole name (docs/DESIGN.md "Session ids in logs"). Every node computes
+ * the same tag, so one session can be followed across the cluster's logs;
+ * an operator finds a user's tag with `printf %s sess_<id> | xxhsum -H3`.
+ * Any bytes are accepted (a name from the wire is tagged, never printed).
+ * Returns buf. */
+#define SESS_TAG_LEN 10                 /* "#" + 8 hex + NUL */
+const char *sess_tag(const char *name, char buf[SESS_TAG_LEN]);
 
 static inline uint64_t sess_ts_ns(const struct timespec *ts) {
         return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
@@ -46,6 +57,8 @@ struct sess_file {
         struct proto_ver ver;   /* current version; meaningless if created */
         dev_t dev;
         ino_t ino;
+        uid_t uid;              /* owner and link count, also set on -EPERM/-EMLINK */
+        nlink_t nlink;
 };
 
 #define SESS_FILE_INIT { .fd = -1 }
@@ -67,6 +80,17 @@ enum {
  * SESS_SHARED opens O_RDONLY so our reads raise IN_CLOSE_NOWRITE, which the
  * watcher ignores. */
 int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_file *f);
+
+/* Any owner: for sess_open_owned. */
+#define SESS_ANY_OWNER ((uid_t)-1)
+
+/* sess_open, refusing what is not PHP's own file (docs/DESIGN.md "Only
+ * PHP's own files"); both checks are made under the lock and skip a
+ * file this call created:
+ *   -EMLINK  more than one hard link (sess_open refuses these too)
+ *   -EPERM   not owned by owner (unless owner is SESS_ANY_OWNER)
+ * f->uid and f->nlink are then set, for the log. */
+int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t owner, struct sess_file *f);
 
 /* Replace the content in place: reserve the space first (fallocate), so a
  * full disk fails before the old bytes are touched, then write, truncate to

@@ -142,7 +142,9 @@ int state_compact(struct state *s, state_next_cb next, void *ctx) {
 
         if (s->readonly)
                 return -EROFS;
-        fd = openat(s->dirfd, STATE_FILE ".new", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* A fresh file, never through a link someone put in its place. */
+        (void)unlinkat(s->dirfd, STATE_FILE ".new", 0);
+        fd = openat(s->dirfd, STATE_FILE ".new", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
         while (r == 0 && next(ctx, &name, &kind, &v, &made) > 0) {
@@ -161,7 +163,7 @@ int state_compact(struct state *s, state_next_cb next, void *ctx) {
                 (void)unlinkat(s->dirfd, STATE_FILE ".new", 0);
                 return r;
         }
-        fd = openat(s->dirfd, STATE_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
+        fd = openat(s->dirfd, STATE_FILE, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         close(s->fd);
@@ -192,6 +194,33 @@ bool state_new_boot(const struct state *s) {
         return s->new_boot;
 }
 
+/* A file of the writer's own in state_dir: one link (a second name may be
+ * a file outside, which a write or truncate would reach) and owned by us or
+ * root. O_NOFOLLOW at open stops symlinks; this stops hard links. */
+static int own_file(int fd) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_nlink != 1)
+                return -EMLINK;
+        if (st.st_uid != geteuid() && st.st_uid != 0)
+                return -EPERM;
+        return 0;
+}
+
+/* state_dir itself: ours or root's, and nobody else may create or swap
+ * files in it. */
+static int own_dir(int fd) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return -EPERM;
+        return 0;
+}
+
 /* Compare the kernel's boot id with the one kept in state_dir, and keep the
  * current one. No boot id source (not Linux /proc): never a new boot. */
 static int check_boot(struct state *s) {
@@ -207,9 +236,13 @@ static int check_boot(struct state *s) {
         if (n <= 0)
                 return 0;
         now[n] = 0;
-        fd = openat(s->dirfd, STATE_BOOT_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        fd = openat(s->dirfd, STATE_BOOT_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
+        if ((n = own_file(fd)) < 0) {
+                close(fd);
+                return (int)n;
+        }
         n = read(fd, was, sizeof(was) - 1);
         if (n < 0)
                 n = 0;
@@ -242,18 +275,22 @@ int state_open(const char *state_dir, state_load_cb cb, void *ctx, bool readonly
                 goto fail;
         }
         if (!readonly) {
+                if ((r = own_dir(s->dirfd)) < 0)
+                        goto fail;
                 /* A lock file, not the journal: compaction renames the journal. */
-                s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (s->lockfd < 0) {
                         r = -errno;
                         goto fail;
                 }
+                if ((r = own_file(s->lockfd)) < 0)
+                        goto fail;
                 if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
                         r = errno == EWOULDBLOCK ? -EBUSY : -errno;
                         goto fail;
                 }
         }
-        s->fd = openat(s->dirfd, STATE_FILE, readonly ? O_RDONLY | O_CLOEXEC : O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC,
+        s->fd = openat(s->dirfd, STATE_FILE, (readonly ? O_RDONLY : O_RDWR | O_CREAT | O_APPEND) | O_NOFOLLOW | O_CLOEXEC,
                        0600);
         if (s->fd < 0) {
                 r = -errno;
@@ -261,6 +298,8 @@ int state_open(const char *state_dir, state_load_cb cb, void *ctx, bool readonly
                         goto done;
                 goto fail;
         }
+        if (!readonly && (r = own_file(s->fd)) < 0)
+                goto fail;
         if ((r = load(s->fd, &map, &s->records, &torn_at)) < 0)
                 goto fail;
         /* Cut a torn tail off before appending: the next record would be

@@ -49,7 +49,11 @@ typedef void (*state_load_cb)(void *ctx, const char *name, uint8_t kind, const s
  * in journal order. *ret is new (state_close). The writer holds
  * state_dir/lock: a second writer gets -EBUSY (one daemon per state_dir).
  * readonly: no lock, no writes (put/del give -EROFS), a missing journal is
- * an empty one; for --full-sync beside a running daemon. */
+ * an empty one; for --full-sync beside a running daemon.
+ * A writer refuses (-EPERM) a state_dir that is not its own or root's or
+ * that group or others can write, and (-EMLINK, -EPERM) a journal, lock or
+ * boot id file with a second hard link or a foreign owner: a write through
+ * one would land outside. */
 int state_open(const char *state_dir, state_load_cb cb, void *ctx, bool readonly, struct state **ret);
 /* Record name as kind (PROTO_KIND_FILE, _DESTROY or _EXPIRE) at version v.
  * The caller has validated name (sess_name_valid). */

@@ -784,7 +784,7 @@ Test(conf, shipped_example_defaults_are_true) {
         fclose(out);
         free(line);
         c = load_ok(text);
-        cr_expect_eq(n_set, 8 + 2 * 2);
+        cr_expect_eq(n_set, 9 + 2 * 2);
         cr_expect_str_eq(c->session_prefix, "sess_");
         cr_expect_eq(c->max_file_size, 1048576);
         cr_expect_eq(c->session_lifetime_ms, 1440000);
@@ -793,6 +793,7 @@ Test(conf, shipped_example_defaults_are_true) {
         cr_expect_eq(c->resync_interval_ms, 60000);
         cr_expect_eq(c->log_level, CONF_LOG_INFO);
         cr_expect_str_eq(c->metrics_file, "/var/lib/prometheus/node-exporter/sessync.prom");
+        cr_expect_str_eq(c->php_user, "www-data");   /* an example, like metrics_file: unset = the daemon's user */
         cr_expect_eq(c->peers[1].port, 22);
         cr_expect_str_eq(c->peers[1].user, "sessync");
         conf_free(c);

@@ -201,3 +201,32 @@ Test(node, a_file_left_mid_apply_is_reset_so_peers_win) {
         cr_assert_eq(st.st_mtim.tv_nsec, 1, "the oldest mtime: any peer's version beats it");
         cr_assert_not(node_get(node, "sess_torn")->suspect);
 }
+
+/* The journal is checked like the directory and the wire: a record for a
+ * name that is not a session here makes no entry (docs/DESIGN.md "Files the
+ * daemon creates"), whatever its kind. */
+Test(node, journal_records_for_invalid_names_make_no_entry) {
+        static const char *const bad[] = {
+                "../x", "notes.txt", "sess_a.b", "sess_", "sess_../../etc/passwd", "sess_a b", "SESS_abc", "sess_a\n",
+                "..", ".", "",
+        };
+        static const uint8_t kinds[] = { PROTO_KIND_FILE, PROTO_KIND_DESTROY, PROTO_KIND_EXPIRE, STATE_KIND_APPLYING };
+        struct proto_ver v = { 1700000000000000000ull, 42 };
+
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+                for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                        node_load_record(node, bad[i], kinds[k], &v, 1);
+                        cr_assert_null(node_get(node, bad[i]), "kind %u: \"%s\" made an entry", kinds[k], bad[i]);
+                }
+        cr_assert_eq(node_n_files(node), 0);
+        cr_assert_eq(node_n_tombs(node), 0);
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0);
+        node_reset_suspects(node);   /* no APPLYING entry: nothing touched */
+
+        /* The control: the same records under valid names do make entries. */
+        node_load_record(node, "sess_ok", PROTO_KIND_FILE, &v, 1);
+        node_load_record(node, "sess_gone", PROTO_KIND_DESTROY, &v, 1);
+        cr_assert_not_null(node_get(node, "sess_ok"));
+        cr_assert_not_null(node_get(node, "sess_gone"));
+        cr_assert_eq(node_n_tombs(node), 1);
+}

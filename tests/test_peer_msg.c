@@ -8,6 +8,7 @@
 
 #include "daemon/peer.h"
 #include "daemon/peer_int.h"
+#include "lib/sess.h"
 #include "proto/buf.h"
 #include "proto/msg.h"
 #include "tests/fixture_node.h"
@@ -365,13 +366,16 @@ Test(peer_msg, acks_in_order_across_the_end_of_the_ring) {
 }
 
 Test(peer_msg, a_retry_names_the_file_until_it_goes_through) {
+        char tag[SESS_TAG_LEN];
+
         char why[PEER_WHY_MAX] = "";
         struct node_ent *e = sent_file("sess_full");
 
         in_flight(pb, 1);
         in_flight(pb, 2);
         cr_assert_eq(ack(pb, 1, PROTO_ST_RETRY, "sess_full", NULL, why), 0, "%s", why);
-        cr_assert_not_null(strstr(peer_last_error(pb), "sess_full"), "last_error: %s", peer_last_error(pb));
+        cr_assert_not_null(strstr(peer_last_error(pb), sess_tag("sess_full", tag)), "last_error: %s", peer_last_error(pb));
+        cr_assert_null(strstr(peer_last_error(pb), "sess_full"), "never the id itself: %s", peer_last_error(pb));
         cr_assert_eq(ack(pb, 2, PROTO_ST_OK, "sess_full", &e->ver, why), 0, "%s", why);
         cr_assert_str_eq(peer_last_error(pb), "", "cleared once that file went through: %s", peer_last_error(pb));
 }
@@ -379,6 +383,8 @@ Test(peer_msg, a_retry_names_the_file_until_it_goes_through) {
 /* The error is about sess_full: an OK for another file says nothing about
  * it, and the OK for sess_full that follows clears it. */
 Test(peer_msg, a_retry_error_survives_other_files_and_clears_with_its_own) {
+        char tag[SESS_TAG_LEN];
+
         char why[PEER_WHY_MAX] = "";
         struct node_ent *e = sent_file("sess_full"), *o = sent_file("sess_other");
 
@@ -387,18 +393,22 @@ Test(peer_msg, a_retry_error_survives_other_files_and_clears_with_its_own) {
         in_flight(pb, 3);
         cr_assert_eq(ack(pb, 1, PROTO_ST_RETRY, "sess_full", NULL, why), 0, "%s", why);
         cr_assert_eq(ack(pb, 2, PROTO_ST_OK, "sess_other", &o->ver, why), 0, "%s", why);
-        cr_assert_not_null(strstr(peer_last_error(pb), "sess_full"), "still failing: %s", peer_last_error(pb));
+        cr_assert_not_null(strstr(peer_last_error(pb), sess_tag("sess_full", tag)), "still failing: %s", peer_last_error(pb));
+        cr_assert_null(strstr(peer_last_error(pb), "sess_full"), "never the id itself: %s", peer_last_error(pb));
         cr_assert_eq(ack(pb, 3, PROTO_ST_OK, "sess_full", &e->ver, why), 0, "%s", why);
         cr_assert_str_eq(peer_last_error(pb), "", "cleared once sess_full went through: %s", peer_last_error(pb));
 }
 
 Test(peer_msg, a_reject_sets_last_error) {
+        char tag[SESS_TAG_LEN];
+
         char why[PEER_WHY_MAX] = "";
 
         sent_file("sess_bad");
         in_flight(pb, 7);
         cr_assert_eq(ack(pb, 7, PROTO_ST_REJECT, "sess_bad", NULL, why), 0, "%s", why);
-        cr_assert_not_null(strstr(peer_last_error(pb), "sess_bad"), "last_error: %s", peer_last_error(pb));
+        cr_assert_not_null(strstr(peer_last_error(pb), sess_tag("sess_bad", tag)), "last_error: %s", peer_last_error(pb));
+        cr_assert_null(strstr(peer_last_error(pb), "sess_bad"), "never the id itself: %s", peer_last_error(pb));
         cr_assert_eq(node_stats(node, 0)->rejected, 1);
         cr_assert_eq(pb->in_flight, 0);
 }

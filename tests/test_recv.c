@@ -143,3 +143,202 @@ Test(recv, names_are_checked_like_names_from_the_directory) {
         cr_assert_eq(ack.status, PROTO_ST_REJECT);
         cr_assert_not(exists("notes.txt"));
 }
+
+/* ---- only PHP's own files are written (docs/DESIGN.md "Only PHP's own files") ---- */
+
+#define OTHER_UID 65534   /* nobody; the tests run as root, PHP's user here is ours */
+
+static char outside[64];
+
+/* A file outside the session directory, with a name inside it: a second
+ * hard link. Writing through the session name would write the outside
+ * file (a root daemon could be made to overwrite anything). */
+static void link_outside(const char *name, const char *content, long long mtime_s, char path[128]) {
+        char in[256];
+        struct timespec ts[2] = { { mtime_s, 0 }, { mtime_s, 456 } };
+        FILE *f;
+
+        strcpy(outside, "/tmp/sessync-outside.XXXXXX");
+        cr_assert_not_null(mkdtemp(outside));
+        snprintf(path, 128, "%s/victim", outside);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+        cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+        snprintf(in, sizeof(in), "%s/%s", dir, name);
+        cr_assert_eq(link(path, in), 0, "link %s: %s", in, strerror(errno));
+}
+
+static void rm_outside(void) {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", outside);
+        (void)system(cmd);
+}
+
+static char *slurp(const char *path) {
+        static char buf[4096];
+        FILE *f = fopen(path, "r");
+        size_t n;
+
+        cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        return buf;
+}
+
+static struct stat stat_path(const char *path) {
+        struct stat st;
+
+        cr_assert_eq(lstat(path, &st), 0, "%s: %s", path, strerror(errno));
+        return st;
+}
+
+static void in_dir(const char *name, char path[256]) {
+        snprintf(path, 256, "%s/%s", dir, name);
+}
+
+/* FILE, DELTA and TOUCH for name, each newer than anything on disk. */
+static void writes_for(const char *name, const char *old_content, struct proto_msg m[3]) {
+        uint64_t t = (now_s() - 5) * 1000000000ull;
+
+        m[0] = file_msg(name, "uid|i:0;role|s:5:\"admin\";", t);
+        m[1] = file_msg(name, "uid|i:0;role|s:5:\"admin\";", t + 1);
+        m[1].type = PROTO_DELTA;
+        m[1].basis_hash = sess_hash(old_content, strlen(old_content));
+        m[1].data = (const uint8_t *)"not even a delta";
+        m[1].data_len = 16;
+        m[2] = file_msg(name, old_content, t + 2);
+        m[2].type = PROTO_TOUCH;
+        m[2].data = NULL;
+        m[2].data_len = 0;
+}
+
+Test(recv, a_write_through_a_hard_link_to_outside_is_rejected) {
+        const char *victim = "root:x:0:0:root:/root:/bin/bash\n";
+        struct proto_msg m[3], ack;
+        char path[128];
+        struct stat before, after;
+
+        link_outside("sess_hl", victim, 1600000000, path);
+        before = stat_path(path);
+        writes_for("sess_hl", victim, m);
+        for (size_t i = 0; i < 3; i++) {
+                node_recv(node, 0, &m[i], &ack);
+                cr_assert_eq(ack.status, PROTO_ST_REJECT, "%s: %s", proto_type_name(m[i].type),
+                             proto_status_name(ack.status));
+                after = stat_path(path);
+                cr_assert_str_eq(slurp(path), victim, "%s: the outside file's bytes are unchanged",
+                                 proto_type_name(m[i].type));
+                cr_assert_eq(sess_ts_ns(&after.st_mtim), sess_ts_ns(&before.st_mtim),
+                             "%s: the outside file's mtime is unchanged", proto_type_name(m[i].type));
+                cr_assert_eq(after.st_ino, before.st_ino);
+                cr_assert_eq(after.st_nlink, 2, "both names are still there");
+        }
+        cr_assert_eq(node_stats(node, 0)->errors, 3, "counted as errors of that peer");
+        cr_assert_eq(node_n_skipped(node), 1, "and the name is counted as skipped");
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0, "nothing queued for any peer");
+        rm_outside();
+}
+
+Test(recv, a_write_into_a_file_of_another_uid_is_rejected) {
+        const char *planted = "uid|i:1;role|s:5:\"admin\";";
+        struct proto_msg m[3], ack;
+        char path[256];
+        struct stat before, after;
+
+        put_file("sess_fo", planted, 1600000000);
+        in_dir("sess_fo", path);
+        cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0, "chown: %s (tests run as root)", strerror(errno));
+        before = stat_path(path);
+        writes_for("sess_fo", planted, m);
+        for (size_t i = 0; i < 3; i++) {
+                node_recv(node, 0, &m[i], &ack);
+                cr_assert_eq(ack.status, PROTO_ST_REJECT, "%s: %s", proto_type_name(m[i].type),
+                             proto_status_name(ack.status));
+                after = stat_path(path);
+                cr_assert_str_eq(slurp(path), planted, "%s: bytes unchanged", proto_type_name(m[i].type));
+                cr_assert_eq(sess_ts_ns(&after.st_mtim), sess_ts_ns(&before.st_mtim), "%s: mtime unchanged",
+                             proto_type_name(m[i].type));
+                cr_assert_eq(after.st_ino, before.st_ino, "%s: same inode (not replaced)", proto_type_name(m[i].type));
+                cr_assert_eq(after.st_uid, OTHER_UID, "%s: still its owner's", proto_type_name(m[i].type));
+        }
+        cr_assert_eq(node_n_skipped(node), 1);
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0);
+}
+
+Test(recv, a_delete_never_unlinks_a_file_of_another_uid_or_a_hard_link) {
+        struct proto_msg d = { .type = PROTO_DELETE, .kind = PROTO_KIND_DESTROY }, ack;
+        char fo[256], hl[128];
+
+        put_file("sess_fo", "planted", 1600000000);
+        in_dir("sess_fo", fo);
+        cr_assert_eq(chown(fo, OTHER_UID, OTHER_UID), 0, "chown: %s", strerror(errno));
+        link_outside("sess_hl", "outside", 1600000000, hl);
+
+        d.ver = (struct proto_ver){ (now_s() - 1) * 1000000000ull, 0 };
+        strcpy(d.name, "sess_fo");
+        node_recv(node, 0, &d, &ack);
+        cr_assert_neq(ack.status, PROTO_ST_BUSY, "not a retry forever");
+        cr_assert(exists("sess_fo"), "a file another uid owns is left in place");
+        cr_assert_str_eq(slurp(fo), "planted");
+        cr_assert_eq(stat_path(fo).st_uid, OTHER_UID);
+
+        strcpy(d.name, "sess_hl");
+        node_recv(node, 0, &d, &ack);
+        cr_assert_neq(ack.status, PROTO_ST_BUSY);
+        cr_assert(exists("sess_hl"), "a hard-linked name is left in place");
+        cr_assert_eq(stat_path(hl).st_nlink, 2);
+        cr_assert_str_eq(slurp(hl), "outside");
+        cr_assert_eq(node_n_skipped(node), 2);
+        rm_outside();
+}
+
+Test(recv, a_planted_file_is_skipped_counted_and_forgotten_once_removed) {
+        char path[256], hl[128];
+        struct node_ent *e;
+
+        put_file("sess_planted", "uid|i:1;role|s:5:\"admin\";", 0);
+        in_dir("sess_planted", path);
+        cr_assert_eq(chown(path, OTHER_UID, OTHER_UID), 0, "chown: %s", strerror(errno));
+        put_file("sess_real", "uid|i:2;", 0);   /* PHP's own: the control */
+
+        e = check("sess_planted");
+        check("sess_real");
+        cr_assert_not_null(e, "an entry keeps the refusal (logged once)");
+        cr_assert_neq(e->kind, PROTO_KIND_FILE, "never recorded as a session file");
+        cr_assert_eq(node_n_skipped(node), 1);
+        cr_assert_eq(node_skipped_total(node), 1);
+        cr_assert_eq(node_n_files(node), 1, "only sess_real counts as a session");
+        cr_assert_eq(node_pending(node, 0), 1, "peer b gets sess_real only");
+        cr_assert_eq(node_pending(node, 1), 1, "peer c gets sess_real only");
+        cr_assert_eq(node_next_dirty(node, 0), node_get(node, "sess_real"));
+        cr_assert_null(node_next_dirty(node, 0));
+        drain(1);
+
+        /* Seen again (the attacker writes it again): still one, counted once. */
+        put_file("sess_planted", "uid|i:1;role|s:5:\"root\";", 0);
+        check("sess_planted");
+        cr_assert_eq(node_n_skipped(node), 1);
+        cr_assert_eq(node_skipped_total(node), 1, "the same refusal is not counted again");
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0);
+
+        /* A hard link is another one. */
+        link_outside("sess_linked", "outside", 1600000000, hl);
+        check("sess_linked");
+        cr_assert_eq(node_n_skipped(node), 2);
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0);
+
+        rm_file("sess_planted");
+        check("sess_planted");
+        cr_assert_eq(node_n_skipped(node), 1, "removed: no longer skipped");
+        rm_file("sess_linked");
+        check("sess_linked");
+        cr_assert_eq(node_n_skipped(node), 0);
+        cr_assert_eq(node_skipped_total(node), 2, "a total, not a gauge");
+        cr_assert_eq(node_pending(node, 0) + node_pending(node, 1), 0,
+                     "their removal is no news for the peers either (they never had them)");
+        rm_outside();
+}

@@ -783,3 +783,181 @@ Test(sess, set_mtime_on_created_is_not_a_write) {
         sess_release(dfd, "sess_t", &f);
         cr_assert(!exists("sess_t"));
 }
+
+/* ---- sess_open_owned: only PHP's own files (docs/DESIGN.md "Only PHP's own files") ---- */
+
+#define T_OTHER_UID 65534   /* nobody: any uid but ours */
+
+/* Give name to T_OTHER_UID, as if another local user had created it. The
+ * tests run as root (make check), so chown works. */
+static void give_to_other(const char *name) {
+        cr_assert_eq(fchownat(dfd, name, T_OTHER_UID, T_OTHER_UID, AT_SYMLINK_NOFOLLOW), 0,
+                     "chown %s: %s (these tests run as root)", name, strerror(errno));
+        cr_assert_eq(stat_of(name).st_uid, T_OTHER_UID);
+}
+
+Test(sess, owned_accepts_a_file_of_the_owner) {
+        struct sess_file f = SESS_FILE_INIT;
+
+        put_str("sess_mine", "uid|i:1;");
+        cr_assert_eq(sess_open_owned(dfd, "sess_mine", SESS_SHARED, T_MAX, geteuid(), &f), 0);
+        cr_assert_eq(f.uid, geteuid(), "f.uid is the owner");
+        cr_assert_eq(f.nlink, 1, "f.nlink is the link count");
+        cr_assert_eq(f.len, 8);
+        cr_assert_eq(memcmp(f.data, "uid|i:1;", 8), 0);
+        sess_release(dfd, "sess_mine", &f);
+        cr_assert_eq(sess_open_owned(dfd, "sess_mine", SESS_EXCL, T_MAX, geteuid(), &f), 0);
+        sess_release(dfd, "sess_mine", &f);
+}
+
+Test(sess, owned_refuses_a_file_of_another_uid) {
+        static const int modes[] = { SESS_SHARED, SESS_EXCL, SESS_EXCL | SESS_CREATE };
+        const char *content = "uid|i:1;role|s:5:\"admin\";";
+        struct sess_file f = SESS_FILE_INIT;
+        uint64_t ino;
+
+        put_str("sess_planted", content);
+        set_times("sess_planted", T_MTIME, T_MTIME);
+        give_to_other("sess_planted");
+        ino = stat_of("sess_planted").st_ino;
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+                f = (struct sess_file)SESS_FILE_INIT;
+                cr_assert_eq(sess_open_owned(dfd, "sess_planted", modes[i], T_MAX, geteuid(), &f), -EPERM,
+                             "flags %d: a file another uid owns is refused", modes[i]);
+                cr_assert_eq(f.fd, -1);
+                cr_assert_null(f.data);
+                cr_assert_eq(f.uid, T_OTHER_UID, "f.uid says whose it is, for the log");
+                cr_assert_eq(f.nlink, 1);
+                cr_assert(can_lock("sess_planted", LOCK_EX), "a refused open keeps no lock");
+        }
+        /* Left exactly as it was: not removed, not rewritten, not touched. */
+        cr_assert_eq(stat_of("sess_planted").st_ino, ino);
+        cr_assert_eq(stat_of("sess_planted").st_uid, T_OTHER_UID);
+        assert_content("sess_planted", content, strlen(content));
+        cr_assert_eq(mtime_of("sess_planted"), T_MTIME);
+
+        /* The same file is accepted for its own owner, and by sess_open. */
+        cr_assert_eq(sess_open_owned(dfd, "sess_planted", SESS_SHARED, T_MAX, T_OTHER_UID, &f), 0);
+        cr_assert_eq(f.uid, T_OTHER_UID);
+        sess_release(dfd, "sess_planted", &f);
+        cr_assert_eq(sess_open_owned(dfd, "sess_planted", SESS_SHARED, T_MAX, SESS_ANY_OWNER, &f), 0);
+        sess_release(dfd, "sess_planted", &f);
+        cr_assert_eq(sess_open(dfd, "sess_planted", SESS_SHARED, T_MAX, &f), 0, "sess_open takes any owner");
+        sess_release(dfd, "sess_planted", &f);
+}
+
+Test(sess, owned_refuses_a_file_with_a_second_hard_link) {
+        static const int modes[] = { SESS_SHARED, SESS_EXCL, SESS_EXCL | SESS_CREATE };
+        struct sess_file f = SESS_FILE_INIT;
+        char outside[64], path[128];
+        int ofd;
+
+        /* The second name is outside the session directory: writing through
+         * the session name would write that file. */
+        strcpy(outside, "/tmp/test_sess_outside.XXXXXX");
+        cr_assert_not_null(mkdtemp(outside));
+        snprintf(path, sizeof(path), "%s/victim", outside);
+        ofd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        cr_assert_geq(ofd, 0, "create %s: %s", path, strerror(errno));
+        cr_assert_eq(write(ofd, "root-only", 9), 9);
+        close(ofd);
+        cr_assert_eq(linkat(AT_FDCWD, path, dfd, "sess_linked", 0), 0, "link: %s", strerror(errno));
+
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+                f = (struct sess_file)SESS_FILE_INIT;
+                cr_assert_eq(sess_open_owned(dfd, "sess_linked", modes[i], T_MAX, geteuid(), &f), -EMLINK,
+                             "flags %d: a hard-linked file is refused", modes[i]);
+                cr_assert_eq(f.fd, -1);
+                cr_assert_eq(f.nlink, 2, "f.nlink says how many links, for the log");
+                cr_assert_eq(f.uid, geteuid());
+                f = (struct sess_file)SESS_FILE_INIT;
+                cr_assert_eq(sess_open_owned(dfd, "sess_linked", modes[i], T_MAX, SESS_ANY_OWNER, &f), -EMLINK,
+                             "flags %d: whoever the owner", modes[i]);
+                f = (struct sess_file)SESS_FILE_INIT;
+                cr_assert_eq(sess_open(dfd, "sess_linked", modes[i], T_MAX, &f), -EMLINK,
+                             "flags %d: sess_open refuses hard links too", modes[i]);
+                cr_assert_eq(f.fd, -1);
+        }
+        cr_assert_eq(stat_of("sess_linked").st_nlink, 2, "both names are left");
+        assert_content("sess_linked", "root-only", 9);
+
+        /* With its second name gone it is an ordinary session file again. */
+        cr_assert_eq(unlink(path), 0);
+        cr_assert_eq(rmdir(outside), 0);
+        f = (struct sess_file)SESS_FILE_INIT;
+        cr_assert_eq(sess_open_owned(dfd, "sess_linked", SESS_EXCL, T_MAX, geteuid(), &f), 0);
+        cr_assert_eq(f.nlink, 1);
+        sess_release(dfd, "sess_linked", &f);
+}
+
+/* A file this call creates is accepted whoever the owner is meant to be:
+ * it is ours until the caller gives it away (sess_chown). */
+Test(sess, owned_accepts_a_file_it_creates) {
+        struct sess_file f = SESS_FILE_INIT;
+
+        cr_assert_eq(sess_open_owned(dfd, "sess_new", SESS_EXCL | SESS_CREATE, T_MAX, geteuid(), &f), 0);
+        cr_assert(f.created);
+        cr_assert_eq(sess_replace(&f, "a|i:1;", 6, T_MTIME), 0);
+        sess_release(dfd, "sess_new", &f);
+        assert_content("sess_new", "a|i:1;", 6);
+
+        f = (struct sess_file)SESS_FILE_INIT;
+        cr_assert_eq(sess_open_owned(dfd, "sess_given", SESS_EXCL | SESS_CREATE, T_MAX, T_OTHER_UID, &f), 0,
+                     "created for another owner: accepted before it is given away");
+        cr_assert(f.created);
+        cr_assert_eq(f.uid, geteuid());
+        cr_assert_eq(sess_chown(&f, T_OTHER_UID, T_OTHER_UID), 0);
+        cr_assert_eq(sess_replace(&f, "b|i:2;", 6, T_MTIME), 0);
+        sess_release(dfd, "sess_given", &f);
+        cr_assert_eq(stat_of("sess_given").st_uid, T_OTHER_UID);
+        assert_content("sess_given", "b|i:2;", 6);
+
+        /* Once it exists it is judged by its owner like any other file. */
+        f = (struct sess_file)SESS_FILE_INIT;
+        cr_assert_eq(sess_open_owned(dfd, "sess_given", SESS_EXCL | SESS_CREATE, T_MAX, T_OTHER_UID, &f), 0);
+        cr_assert_not(f.created);
+        sess_release(dfd, "sess_given", &f);
+        f = (struct sess_file)SESS_FILE_INIT;
+        cr_assert_eq(sess_open_owned(dfd, "sess_given", SESS_EXCL | SESS_CREATE, T_MAX, geteuid(), &f), -EPERM);
+        cr_assert(exists("sess_given"), "a refused existing file is never removed");
+}
+
+/* ---- sess_tag (docs/DESIGN.md "Session ids in logs") ---- */
+
+static bool is_tag(const char *t) {
+        if (strlen(t) != SESS_TAG_LEN - 1 || t[0] != '#')
+                return false;
+        for (size_t i = 1; i < SESS_TAG_LEN - 1; i++)
+                if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+                        return false;
+        return true;
+}
+
+Test(sess, tag_format_and_stability) {
+        char a[SESS_TAG_LEN], b[SESS_TAG_LEN], c[SESS_TAG_LEN], big[PROTO_NAME_MAX + 1];
+
+        cr_assert_eq(sess_tag("sess_abc", a), a, "returns buf");
+        cr_assert(is_tag(a), "\"#\" and 8 lowercase hex digits: \"%s\"", a);
+        cr_assert_str_eq(sess_tag("sess_abc", b), a, "the same name, the same tag");
+        cr_assert_str_neq(sess_tag("sess_abd", c), a, "another name, another tag");
+        cr_assert_null(strstr(a, "abc"), "the tag does not contain the id");
+
+        /* Any bytes: a name from the wire is tagged before it is checked. */
+        cr_assert(is_tag(sess_tag("", c)), "\"%s\"", c);
+        cr_assert(is_tag(sess_tag("sess_a\n<3>forged\x1b[0m", c)), "\"%s\"", c);
+        memset(big, 'z', PROTO_NAME_MAX);
+        big[PROTO_NAME_MAX] = '\0';
+        cr_assert(is_tag(sess_tag(big, c)), "\"%s\"", c);
+}
+
+/* The operator's way to find a user's tag (lib/sess.h): the first 8 hex
+ * digits of `printf %s sess_<id> | xxhsum -H3`. Values from xxhsum 0.8.1:
+ *   printf %s sess_abc | xxhsum -H3                  -> a00fe31813b4089c
+ *   printf %s sess_9a8b7c6d5e4f3a2b1c0d | xxhsum -H3 -> 6670b35a944146c3 */
+Test(sess, tag_matches_xxhsum_h3) {
+        char t[SESS_TAG_LEN];
+
+        cr_assert_str_eq(sess_tag("sess_abc", t), "#a00fe318");
+        cr_assert_str_eq(sess_tag("sess_9a8b7c6d5e4f3a2b1c0d", t), "#6670b35a");
+        cr_assert_eq(sess_hash("sess_abc", 8), 0xa00fe31813b4089cull, "the tag is the top of the content hash");
+}

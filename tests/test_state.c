@@ -885,3 +885,117 @@ Test(tomb, applying_records_load_as_their_own_kind_and_are_superseded) {
         assert_rec(&rs, "sess_b", PROTO_KIND_FILE, T_MTIME, 2);
         recs_free(&rs);
 }
+
+/* ---- compaction never writes through a name someone put there ---- */
+
+/* An outside file, and journal.new made a link to it (symlink or hard
+ * link), as a user who could write into state_dir would plant it. */
+struct planted {
+        char dir[64], file[96], newf[96];
+        struct stat st;
+};
+
+static void plant(struct planted *p, bool hard) {
+        FILE *f;
+        struct timespec ts[2] = { { 1600000000, 0 }, { 1600000000, 789 } };
+
+        strcpy(p->dir, "/tmp/test_tomb_outside.XXXXXX");
+        cr_assert_not_null(mkdtemp(p->dir));
+        snprintf(p->file, sizeof(p->file), "%s/victim", p->dir);
+        f = fopen(p->file, "w");
+        cr_assert_not_null(f);
+        fputs("root:x:0:0\n", f);
+        fclose(f);
+        cr_assert_eq(utimensat(AT_FDCWD, p->file, ts, 0), 0);
+        cr_assert_eq(stat(p->file, &p->st), 0);
+        snprintf(p->newf, sizeof(p->newf), "%s/journal.new", dir);
+        if (hard)
+                cr_assert_eq(link(p->file, p->newf), 0, "link: %s", strerror(errno));
+        else
+                cr_assert_eq(symlink(p->file, p->newf), 0, "symlink: %s", strerror(errno));
+}
+
+static void assert_untouched(struct planted *p) {
+        struct stat st;
+        char buf[64] = "";
+        FILE *f = fopen(p->file, "r");
+
+        cr_assert_not_null(f);
+        cr_assert_not_null(fgets(buf, sizeof(buf), f));
+        fclose(f);
+        cr_assert_str_eq(buf, "root:x:0:0\n", "the outside file's bytes are unchanged");
+        cr_assert_eq(stat(p->file, &st), 0);
+        cr_assert_eq(st.st_size, p->st.st_size);
+        cr_assert_eq(st.st_mtim.tv_sec, p->st.st_mtim.tv_sec, "the outside file's mtime is unchanged");
+        cr_assert_eq(st.st_mtim.tv_nsec, p->st.st_mtim.tv_nsec);
+        cr_assert_eq(st.st_mode, p->st.st_mode, "and its mode");
+        cr_assert_eq(lstat(journal, &st), 0);
+        cr_assert(S_ISREG(st.st_mode), "the journal is a regular file, not the planted link");
+        cr_assert_eq(st.st_nlink, 1, "with one name");
+        cr_assert_neq(lstat(p->newf, &st), 0, "no journal.new left");
+}
+
+static void unplant(struct planted *p) {
+        (void)unlink(p->file);
+        (void)rmdir(p->dir);
+}
+
+static void runtime_compaction_through(bool hard) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+        struct iter it = { .n = 2 };
+        struct planted p;
+        char name[32];
+
+        for (int i = 0; i < 5000; i++) {   /* past 2 * live + the slack */
+                snprintf(name, sizeof(name), "sess_x%d", i % 10);
+                put(s, name, PROTO_KIND_FILE, T_MTIME + (uint64_t)i, (uint64_t)i);
+        }
+        cr_assert(state_want_compact(s, 2));
+        plant(&p, hard);
+        strcpy(it.names[0], "sess_k0");
+        strcpy(it.names[1], "sess_k1");
+        cr_assert_eq(state_compact(s, iter_next, &it), 0, "compaction replaces the planted name");
+        state_close(s);
+        assert_untouched(&p);
+        rs = reload();
+        cr_assert_eq(rs.n, 2, "%zu loaded", rs.n);
+        assert_rec(&rs, "sess_k0", PROTO_KIND_FILE, T_MTIME, 0);
+        assert_rec(&rs, "sess_k1", PROTO_KIND_DESTROY, T_MTIME + 1, 1);
+        recs_free(&rs);
+        assert_untouched(&p);
+        unplant(&p);
+}
+
+Test(tomb, runtime_compaction_never_follows_a_planted_journal_new_symlink) {
+        runtime_compaction_through(false);
+}
+
+Test(tomb, runtime_compaction_never_writes_a_planted_journal_new_hard_link) {
+        runtime_compaction_through(true);
+}
+
+Test(tomb, compaction_at_open_never_follows_a_planted_journal_new_symlink) {
+        struct recs rs = { 0 };
+        struct state *s = open_w(&rs);
+        struct planted p;
+        char name[32];
+        off_t big;
+
+        for (int i = 0; i < 100; i++) {
+                snprintf(name, sizeof(name), "sess_%d", i);
+                put(s, name, PROTO_KIND_DESTROY, T_MTIME, 1);
+                del(s, name);
+        }
+        put(s, "sess_keep", PROTO_KIND_EXPIRE, T_MTIME, 7);
+        state_close(s);
+        big = journal_size();
+        plant(&p, false);
+        rs = reload();   /* compacts at open */
+        cr_assert_lt(journal_size(), big, "it did compact");
+        cr_assert_eq(rs.n, 1);
+        assert_rec(&rs, "sess_keep", PROTO_KIND_EXPIRE, T_MTIME, 7);
+        recs_free(&rs);
+        assert_untouched(&p);
+        unplant(&p);
+}

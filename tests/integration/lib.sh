@@ -132,8 +132,14 @@ it_abort() {
 	exit 1
 }
 
-# it_finish: print the tally and exit 0 if every check passed, 1 otherwise.
+# it_finish: stop every daemon, check that no log of the test holds a full
+# session name (it_check_logs), print the tally and exit 0 if every check
+# passed, 1 otherwise.
 it_finish() {
+	local i
+	# Stopped first, so what a daemon logs on its way out is checked too.
+	for ((i = 1; i <= IT_NODES; i++)); do daemon_stop "$i" >/dev/null 2>&1; done
+	it_check_logs
 	if ((IT_FAILS)); then
 		echo "# $IT_NAME: $IT_FAILS of $IT_CHECKS checks failed"
 		exit 1
@@ -149,6 +155,78 @@ it_require_daemon() {
 		IT_CHECKS=0 IT_FAILS=0
 		exit 77
 	fi
+}
+
+# ---------------------------------------------------------------- session tags, ids in logs
+
+# sess_tag NAME: the tag sessyncd's logs, --status and metrics use for the
+# session file NAME (docs/DESIGN.md "Session ids in logs"): "#" and the first
+# 8 hex digits of the xxh3-64 of the name, which is what
+# `printf %s NAME | xxhsum -H3` prints (Debian package xxhash). Without a
+# working xxhsum it prints "#no-xxhsum", which matches no log line, and
+# returns 1; call it_require_tags first.
+sess_tag() {
+	local out
+	if out=$(printf %s "$1" | xxhsum -H3 2>/dev/null) && [[ $out =~ ([0-9a-f]{16}) ]]; then
+		echo "#${BASH_REMATCH[1]:0:8}"
+		return 0
+	fi
+	echo "#no-xxhsum"
+	return 1
+}
+
+# sid_tag SID: the tag of PHP's file sess_SID.
+sid_tag() { sess_tag "sess_$1"; }
+
+# it_require_tags: abort unless sess_tag computes the daemon's tags (the
+# value pinned in tests/test_sess.c "tag_matches_xxhsum_h3").
+it_require_tags() {
+	[[ $(sess_tag sess_abc) == "#a00fe318" ]] ||
+		it_abort "xxhsum -H3 (package xxhash, tests/deps) must be installed to compute session tags"
+}
+
+# Session ids are bearer tokens: no output of sessyncd may hold a full
+# session file name, only its tag. it_check_logs greps, once every daemon
+# has stopped, every node's daemon.log and every *.log and *.err file
+# directly in $T or in $T/nI (the place for the output of any other
+# sessyncd run of a test), except the web tier's web.log and haproxy.log,
+# for the session prefix followed by an id character. it_finish runs it as
+# a check; it_cleanup runs it for a test that never reached it_finish.
+IT_ID_RE=${IT_ID_RE:-'sess_[A-Za-z0-9,-]'}
+IT_LOGS_CHECKED=0
+
+# _it_sessyncd_outputs: the files it_check_logs reads, one a line.
+_it_sessyncd_outputs() {
+	local f
+	for f in "$T"/*.log "$T"/*.err "$T"/n*/*.log "$T"/n*/*.err; do
+		[[ -f $f ]] || continue
+		case ${f##*/} in web.log | haproxy.log) continue ;; esac
+		echo "$f"
+	done
+}
+
+it_check_logs() {
+	local -a files
+	local hits rc=0 what="no log of sessyncd holds a full session name (only tags)"
+	IT_LOGS_CHECKED=1
+	mapfile -t files < <(_it_sessyncd_outputs)
+	if ((${#files[@]} == 0)); then
+		ok "$what (no sessyncd log was written)"
+		return 0
+	fi
+	hits=$(grep -HnE -- "$IT_ID_RE" "${files[@]}") || rc=$?
+	if ((rc == 1)); then
+		ok "$what: ${#files[@]} file(s)"
+		return 0
+	fi
+	fail "$what"
+	if ((rc == 0)); then
+		echo "#   $(grep -c '' <<<"$hits") line(s) name a session in full, e.g.:"
+		head -n "${IT_LOG_TAIL:-20}" <<<"$hits" | sed "s|^$T/|#   \$T/|"
+	else
+		echo "#   grep exit $rc: could not read ${files[*]}"
+	fi
+	return 1
 }
 
 # ---------------------------------------------------------------- setup, cleanup
@@ -264,6 +342,11 @@ it_cleanup() {
 		for ((i = 1; i <= IT_NODES; i++)); do
 			sshd_stop "$i" >/dev/null 2>&1
 		done
+		# A test that ended without it_finish (it_abort, exit): its logs
+		# are checked all the same.
+		if ((!IT_LOGS_CHECKED && rc != 77)); then
+			it_check_logs || rc=1
+		fi
 		if ((rc != 0 && rc != 77)); then
 			for ((i = 1; i <= IT_NODES; i++)); do
 				for f in "$T/n$i/daemon.log" "$T/n$i/sshd/log"; do

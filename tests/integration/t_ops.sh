@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 it_init t_ops
 it_require_daemon
+it_require_tags
 repo=$(cd "$here/../.." && pwd)
 
 cluster_create 2 || it_abort "cluster setup failed"
@@ -27,10 +28,10 @@ assert_eq "$?" 0 "--status --json exits 0"
 py=$(python3 - "$json" <<'PY'
 import json, sys
 o = json.loads(sys.argv[1])
-top = ["node", "sessions", "tombstones", "peers"]
+top = ["node", "sessions", "tombstones", "skipped", "peers"]
 peer = ["name", "connected", "pending", "lag_ms", "sent", "applied", "bytes_sent", "bytes_full", "conflicts", "last_error"]
 assert list(o) == top, list(o)
-assert o["node"] == "n1" and o["sessions"] == 1 and o["tombstones"] == 0, o
+assert o["node"] == "n1" and o["sessions"] == 1 and o["tombstones"] == 0 and o["skipped"] == 0, o
 assert len(o["peers"]) == 1
 p = o["peers"][0]
 assert list(p) == peer, list(p)
@@ -51,7 +52,7 @@ check "--status table: one row for n2, connected" grep -Eq '^n2 +connected' <<<"
 prom=$T/n1/sessync.prom
 wait_until 8 grep -q 'sessync_peer_sent_total{node="n1",peer="n2"} [1-9]' "$prom" ||
   fail "metrics_file written with n2's counters"
-for m in sessync_sessions sessync_tombstones sessync_peer_connected sessync_peer_pending sessync_peer_lag_seconds \
+for m in sessync_sessions sessync_tombstones sessync_skipped sessync_skipped_total sessync_peer_connected sessync_peer_pending sessync_peer_lag_seconds \
          sessync_peer_sent_total sessync_peer_applied_total sessync_peer_bytes_sent_total \
          sessync_peer_bytes_full_total sessync_peer_conflicts_total sessync_peer_errors_total; do
   grep -q "^# HELP $m " "$prom" && grep -q "^# TYPE $m " "$prom" && grep -q "^$m{" "$prom" ||
@@ -66,7 +67,8 @@ check "no temporary metrics file left" test ! -e "$prom.tmp"
 
 # ---- logs: no session contents, levels, peer and name in quotes
 check "debug log never holds session contents" not grep -q "$secret" "$(node_log 1)" "$(node_log 2)"
-check "log lines name the session in quotes" grep -q '"sess_opsa"' "$(node_log 1)"
+check "log lines name the session by its tag" grep -qF "session $(sid_tag opsa):" "$(node_log 1)"
+check "... never by its id" not grep -qF "opsa" "$(node_log 1)" "$(node_log 2)"
 out=$(JOURNAL_STREAM=8:1234 "$SESSYNCD" -c "$(node_conf 1)" --full-sync 2>&1 >/dev/null)
 check "under journald, lines carry <N> priorities" grep -Eq '^<[3467]>' <<<"$out"
 sed 's/^log_level *=.*/log_level = error/' "$(node_conf 1)" >"$T/quiet.conf"

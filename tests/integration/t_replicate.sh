@@ -13,6 +13,7 @@ set -u -o pipefail
 
 it_init t_replicate
 it_require_daemon
+it_require_tags
 
 WAIT=${IT_WAIT:-10}   # seconds for one change to reach every node (2-core CI)
 N=3
@@ -214,15 +215,16 @@ done
 # n3 cannot take sess_trap: the name is a symlink there, a permanent state
 # until someone removes it, not a transient failure such as a full disk. It
 # should say so once (docs/STYLE.md "Logging": each failure once) and n1's status
-# should not send the operator looking at the disk.
-trap_reports() { grep -F '"sess_trap"' "$(node_log 3)" | grep -vc ' debug: '; }
+# should not send the operator looking at the disk. Logs name it by its tag.
+trap_tag=$(sid_tag trap)
+trap_reports() { grep -F "session $trap_tag" "$(node_log 3)" | grep -vc ' debug: '; }
 trap_reported() { (($(trap_reports) >= 1)); }
 trap_reported_again() { (($(trap_reports) > 1)); }
 check "n3 reports the refused sess_trap" wait_until "$WAIT" trap_reported
 check "n3 does not report the refused sess_trap again and again (2.5 s)" \
 	not wait_until 2.5 trap_reported_again
 assert_eq "$(trap_reports)" 1 "n3 reported the refused sess_trap exactly once"
-grep -F '"sess_trap"' "$(node_log 3)" | grep -v ' debug: ' | head -n 3 | sed 's/^/#   /'
+grep -F "session $trap_tag" "$(node_log 3)" | grep -v ' debug: ' | head -n 3 | sed 's/^/#   /'
 
 # n1's status must answer, in JSON, with a peer n3 whose last_error is a
 # string or null; only then can it be judged.

@@ -35,6 +35,7 @@ set -u -o pipefail
 
 it_init t_restart
 it_require_daemon
+it_require_tags
 
 WAIT=${IT_WAIT:-15}
 S=rstLogout0123456789abcdef
@@ -128,10 +129,11 @@ check "F: the user logs out on n1 while the daemon is down" php_destroy 1 $F
 assert_eq "$(php_gc 1 rstGcRequest0123456 1440)" 1 "E: PHP's GC on n1 expires E (only E) while the daemon is down"
 mark=$(log_mark 1)
 check "E, F: n1's daemon restarts" daemon_start 1
-check "F: n1's start-up scan notices that F was deleted" wait_until 5 log_has_since 1 "$mark" "\"sess_$F\": deleted here"
-how=$(log_since 1 "$mark" | grep -E -o "\"sess_$F\": deleted here \([a-z]+\)" | head -n 1)
-assert_eq "$how" "\"sess_$F\": deleted here (destroyed)" "F: ... as a logout (destroy), the file being younger than the lifetime"
-check "E: n1's start-up scan makes an expiry tombstone (T 2) for E" wait_until 5 log_has_since 1 "$mark" "\"sess_$E\": deleted here \(expired\)"
+F_tag=$(sid_tag $F) E_tag=$(sid_tag $E)   # logs name a session by its tag
+check "F: n1's start-up scan notices that F was deleted" wait_until 5 log_has_since 1 "$mark" "session $F_tag: deleted here"
+how=$(log_since 1 "$mark" | grep -E -o "session $F_tag: deleted here \([a-z]+\)" | head -n 1)
+assert_eq "$how" "session $F_tag: deleted here (destroyed)" "F: ... as a logout (destroy), the file being younger than the lifetime"
+check "E: n1's start-up scan makes an expiry tombstone (T 2) for E" wait_until 5 log_has_since 1 "$mark" "session $E_tag: deleted here \(expired\)"
 rec=$(awk -v n="sess_$E" '$1 == "T" && $2 == 2 && $6 == n { r = $3 } END { print r }' "$(node_state 1)/journal")
 it_note "n1's expiry tombstone for E carries mtime ${rec:-none}; the deleted file's was $v1"
 assert_eq "$rec" "$v1" "E: the expiry tombstone carries the deleted file's version (v1), not an older one"

@@ -9,6 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 it_init t_resync
 it_require_daemon
+it_require_tags
 
 cluster_create 3 || it_abort "cluster setup failed"
 for i in 1 2 3; do sed -i "/^\[node\]/a resync_interval = 2s" "$(node_conf "$i")"; done
@@ -25,7 +26,7 @@ if wait_until 10 files_equal "$(node_sess_file 1 part1)" "$(node_sess_file 3 par
 else
   fail "and n3 through n2's periodic catch-up"
 fi
-check "n3 applied it from n2" grep -q 'peer "n2": "sess_part1": applied FILE' "$(node_log 3)"
+check "n3 applied it from n2" grep -qF "peer \"n2\": session $(sid_tag part1): applied FILE" "$(node_log 3)"
 
 t0=$(now_ms)
 php_destroy 1 part1

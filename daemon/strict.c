@@ -1,0 +1,230 @@
+#include "daemon/strict.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "lib/conf.h"
+
+static const char *user_name(uid_t uid, char *buf, size_t size) {
+        struct passwd *pw = getpwuid(uid);
+
+        if (pw)
+                snprintf(buf, size, "%s", pw->pw_name);
+        else
+                snprintf(buf, size, "%u", (unsigned)uid);
+        return buf;
+}
+
+static int lookup(const char *name, uid_t *ret_uid, gid_t *ret_gid) {
+        struct passwd *pw;
+        char *end;
+        unsigned long n;
+
+        errno = 0;
+        pw = getpwnam(name);
+        if (!pw) {
+                n = strtoul(name, &end, 10);
+                if (*name < '0' || *name > '9' || *end || n >= (unsigned long)(uid_t)-1)
+                        return errno ? -errno : -ENOENT;
+                pw = getpwuid((uid_t)n);
+                if (!pw) {   /* a bare uid without an account: its group is its number */
+                        *ret_uid = (uid_t)n;
+                        *ret_gid = (gid_t)n;
+                        return 0;
+                }
+        }
+        *ret_uid = pw->pw_uid;
+        *ret_gid = pw->pw_gid;
+        return 0;
+}
+
+int strict_php_user(const struct conf *c, int dirfd, uid_t *ret_uid, gid_t *ret_gid) {
+        char a[64], b[64];
+        struct stat st;
+        uid_t uid = (uid_t)-1;
+        gid_t gid = (gid_t)-1;
+        int r;
+
+        if (c->php_user) {
+                if ((r = lookup(c->php_user, &uid, &gid)) < 0) {
+                        log_error("%s: php_user \"%s\": no such user", c->path, c->php_user);
+                        return r;
+                }
+                if (geteuid() != 0 && geteuid() != uid) {
+                        log_error("%s: php_user is %s but sessyncd runs as %s: the files it creates would not be PHP's; "
+                                  "run it as %s (User= in the unit) or as root", c->path, c->php_user,
+                                  user_name(geteuid(), a, sizeof(a)), c->php_user);
+                        return -EPERM;
+                }
+        } else if (geteuid() != 0) {
+                uid = geteuid();
+                gid = getegid();
+        } else {
+                if (fstat(dirfd, &st) < 0)
+                        return -errno;
+                uid = st.st_uid;
+                gid = st.st_gid;
+                if (uid == 0)
+                        log_warn("running as root and session_dir \"%s\" is root's: only root's session files are "
+                                 "replicated; if PHP runs as another user, set php_user (or run sessyncd as PHP's user)",
+                                 c->session_dir);
+        }
+        log_info("PHP's user is %s: only its files travel%s", user_name(uid, b, sizeof(b)),
+                 uid != geteuid() ? ", and replicas are given to it" : "");
+        *ret_uid = uid;
+        *ret_gid = gid;
+        return 0;
+}
+
+static void fix_hint(const struct conf *c, uid_t php_uid) {
+        char u[64];
+
+        user_name(php_uid, u, sizeof(u));
+        /* One line each: a log line is one event, and keeps its priority. */
+        log_error("fix: mount it for PHP's user alone, e.g. in /etc/fstab:");
+        log_error("fix:     tmpfs %s tmpfs uid=%s,gid=%s,mode=0700,size=512m 0 0", c->session_dir, u, u);
+        log_error("fix: or, on disk: chown %s: %s && chmod 0700 %s (and setfacl -b %s if it has an ACL)", u,
+                  c->session_dir, c->session_dir, c->session_dir);
+}
+
+/* Does the access ACL of fd (or of path, when fd < 0) let a named user or
+ * group write? The kernel's xattr format: a u32 version, then entries of
+ * u16 tag, u16 perm, u32 id (linux/posix_acl_xattr.h). */
+static bool acl_grants_write(int fd, const char *path) {
+        bool named_w = false, mask_w = true;   /* no mask entry: named entries count as they are */
+        uint8_t buf[4 + 8 * 64];
+        ssize_t n = fd >= 0 ? fgetxattr(fd, "system.posix_acl_access", buf, sizeof(buf)) :
+                              lgetxattr(path, "system.posix_acl_access", buf, sizeof(buf));
+
+        if (n < 0)
+                return errno == ERANGE;   /* an ACL too large to read: take it as open */
+        for (ssize_t off = 4; off + 8 <= n; off += 8) {
+                uint16_t tag = (uint16_t)(buf[off] | buf[off + 1] << 8);
+                uint16_t perm = (uint16_t)(buf[off + 2] | buf[off + 3] << 8);
+
+                if ((tag == 0x02 || tag == 0x08) && (perm & 02))   /* ACL_USER, ACL_GROUP with w */
+                        named_w = true;
+                if (tag == 0x10)                                    /* ACL_MASK bounds them */
+                        mask_w = perm & 02;
+        }
+        return named_w && mask_w;
+}
+
+/* One directory on the way: owned by root or PHP's user, and nobody else
+ * may write it (the session directory itself not even with the sticky bit:
+ * anyone could plant a file, or rename PHP's; a parent, not without it:
+ * anyone could put another directory in its place). Returns 0 or -EPERM,
+ * logged with the fix. */
+static int check_dir(const struct conf *c, const char *what, const struct stat *st, bool acl_write, bool top,
+                     uid_t php_uid) {
+        char u[64], o[64];
+        const char *who = NULL;
+
+        if (st->st_uid != 0 && st->st_uid != php_uid) {
+                log_error("session_dir \"%s\": \"%s\" is owned by %s, neither root nor PHP's user (%s): its owner "
+                          "could plant sessions or swap the directory", c->session_dir, what,
+                          user_name(st->st_uid, o, sizeof(o)), user_name(php_uid, u, sizeof(u)));
+                fix_hint(c, php_uid);
+                return -EPERM;
+        }
+        if (S_ISLNK(st->st_mode))
+                return 0;   /* a symlink's mode means nothing; its directory and target are checked */
+        if ((st->st_mode & S_IWOTH) && (top || !(st->st_mode & S_ISVTX)))
+                who = "every user";
+        else if ((st->st_mode & S_IWGRP) && (top || !(st->st_mode & S_ISVTX)))
+                who = "its group";
+        else if (acl_write && (top || !(st->st_mode & S_ISVTX)))
+                who = "users its ACL names";
+        if (!who)
+                return 0;
+        log_error("session_dir \"%s\": %s\"%s\" is writable by %s (mode %04o%s): %s", c->session_dir,
+                  top ? "" : "the directory above it, ", what, who, (unsigned)(st->st_mode & 07777),
+                  acl_write ? " and an ACL" : "",
+                  top ? "they could plant a session file, or rename PHP's to an id they know" :
+                        "they could put another directory in its place");
+        fix_hint(c, php_uid);
+        return -EPERM;
+}
+
+/* Every name on the configured path, as written: a symlink (or a
+ * directory) in a directory someone else controls could be pointed
+ * elsewhere before the next start. */
+static int check_path(const struct conf *c, uid_t php_uid) {
+        char path[PATH_MAX];
+        size_t len = strlen(c->session_dir);
+        struct stat st;
+        int r;
+
+        if (len >= sizeof(path) || c->session_dir[0] != '/')
+                return -ENAMETOOLONG;
+        memcpy(path, c->session_dir, len + 1);
+        while (len > 1 && path[len - 1] == '/')
+                path[--len] = 0;
+        for (size_t i = 1; i <= len; i++) {
+                char keep;
+
+                if (path[i] != '/' && path[i] != 0)
+                        continue;
+                keep = path[i];
+                path[i] = 0;
+                r = lstat(path, &st) < 0 ? -errno : 0;
+                if (r == 0 && !S_ISLNK(st.st_mode))
+                        r = check_dir(c, path, &st, acl_grants_write(-1, path), i == len, php_uid);
+                else if (r == 0)
+                        r = check_dir(c, path, &st, false, false, php_uid);
+                path[i] = keep;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int strict_session_dir(const struct conf *c, int dirfd, uid_t php_uid) {
+        struct stat st, up;
+        int fd = -1, r;
+
+        if ((r = check_path(c, php_uid)) < 0)
+                return r;
+        if (dirfd < 0)
+                return 0;   /* not opened: the path is all there is to check */
+        /* The directory actually opened, and every one above it, walked from
+         * the fd: no name is resolved again. */
+        if (fstat(dirfd, &st) < 0)
+                return -errno;
+        if ((r = check_dir(c, c->session_dir, &st, acl_grants_write(dirfd, NULL), true, php_uid)) < 0)
+                return r;
+        if (st.st_mode & S_ISVTX)
+                log_warn("session_dir \"%s\": the sticky bit is set; harmless, but it is the mark of a shared "
+                         "directory (Debian's 1733), not of PHP's own", c->session_dir);
+        fd = openat(dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        while (fd >= 0) {
+                struct stat prev = st;
+                int parent;
+
+                if (fstat(fd, &up) < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (up.st_dev == prev.st_dev && up.st_ino == prev.st_ino)
+                        break;   /* "/": its own parent */
+                if ((r = check_dir(c, "(a directory above it)", &up, acl_grants_write(fd, NULL), false, php_uid)) < 0)
+                        break;
+                st = up;
+                parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                close(fd);
+                fd = parent;
+        }
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
