@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
 #include "daemon/loop.h"
@@ -103,6 +104,7 @@ void daemon_close(struct daemon *d) {
                         peer_free(d->peers[i]);
         free(d->peers);
         server_free(d->server);
+        health_free(d->health);
         watch_free(d->watch);
         loop_del_fd(d->loop, d->sigreg);
         if (d->sigfd >= 0)
@@ -141,6 +143,7 @@ void daemon_turn(struct loop *l, void *ctx) {
         if (d->server && durable)
                 server_flush(d->server);
         node_end_turn(d->node);
+        (void)node_ready(d->node);   /* logs when it becomes ready, and which peers it stopped waiting for */
         if (d->on_turn)
                 d->on_turn(d);
 }
@@ -254,6 +257,7 @@ int daemon_signals(struct daemon *d) {
 }
 
 int daemon_run(const struct conf *c) {
+        char watch_path[64];
         struct daemon d;
         int r, code = 1;
 
@@ -263,8 +267,11 @@ int daemon_run(const struct conf *c) {
                 log_error("signals: %s", strerror(-r));
                 goto out;
         }
-        /* Watch before scanning, so nothing changed in between is missed. */
-        if ((r = watch_new(d.loop, c->session_dir, on_watch, &d, &d.watch)) < 0) {
+        /* Watch before scanning, so nothing changed in between is missed;
+         * watch the directory that was opened and checked, not the path
+         * again (it could name another one by now). */
+        snprintf(watch_path, sizeof(watch_path), "/proc/self/fd/%d", d.dirfd);
+        if ((r = watch_new(d.loop, watch_path, on_watch, &d, &d.watch)) < 0) {
                 log_error("cannot watch \"%s\": %s", c->session_dir, strerror(-r));
                 goto out;
         }
@@ -277,6 +284,10 @@ int daemon_run(const struct conf *c) {
         if ((r = server_new(d.node, d.loop, d.peers, &d.server)) < 0) {
                 log_error("socket \"%s\": %s", c->socket,
                           r == -EADDRINUSE ? "another sessyncd is running there" : strerror(-r));
+                goto out;
+        }
+        if (c->health_listen && (r = health_new(d.loop, d.node, c->health_listen, &d.health)) < 0) {
+                log_error("health_listen \"%s\": %s", c->health_listen, strerror(-r));
                 goto out;
         }
         d.housekeeping = loop_timer_new(d.loop, on_housekeeping, &d);

@@ -11,6 +11,7 @@ struct conf;
 struct loop;
 struct loop_fd;
 struct loop_timer;
+struct health;
 struct node;
 struct peer;
 struct server;
@@ -27,6 +28,7 @@ struct daemon {
         bool state_readonly;            /* --full-sync beside a running daemon */
         struct watch *watch;            /* daemon only */
         struct server *server;          /* daemon only */
+        struct health *health;          /* daemon with health_listen only */
         int sigfd;
         struct loop_fd *sigreg;
         struct loop_timer *housekeeping;

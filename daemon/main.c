@@ -34,6 +34,7 @@ static int cmd_serve(const struct conf *c, const struct args *a);
 static int cmd_full_sync(const struct conf *c, const struct args *a);
 static int cmd_status(const struct conf *c, const struct args *a);
 static int cmd_check(const struct conf *c, const struct args *a);
+static int cmd_wait_ready(const struct conf *c, const struct args *a);
 
 /* One row per command: its option (NULL: the default), the usage and help
  * text, what it accepts, and the function that runs it. The table drives
@@ -52,6 +53,8 @@ static const struct command {
           "push every session each peer lacks; wait for acknowledgements", false, false, true, cmd_full_sync },
         { "status", "sessyncd -c CONF --status [--json]", "per-peer state from the running daemon", false, true, false,
           cmd_status },
+        { "wait-ready", "sessyncd -c CONF --wait-ready [SECONDS]",
+          "wait until the daemon has caught up with its peers (default 60 s)", false, false, true, cmd_wait_ready },
         { "check-config", "sessyncd -c CONF --check-config", "validate the configuration and exit", false, false, false,
           cmd_check },
 };
@@ -60,8 +63,8 @@ static const struct command {
 static void usage(FILE *f) {
         fprintf(f, "sessyncd %s: replicate PHP session files between web nodes over SSH\n\nUsage:\n", SESSYNC_VERSION);
         for (size_t i = 0; i < N_COMMANDS; i++)
-                fprintf(f, "  %-44s %s\n", commands[i].usage, commands[i].what);
-        fprintf(f, "  %-44s %s\n", "sessyncd --version | --help", "");
+                fprintf(f, "  %-50s %s\n", commands[i].usage, commands[i].what);
+        fprintf(f, "  %s\n", "sessyncd --version | --help");
         fprintf(f, "\nCONF defaults to %s. Exit status: 0 ok, 1 failure, 2 usage or config error.\n",
                 CONF_DEFAULT_PATH);
 }
@@ -132,6 +135,16 @@ static int cmd_status(const struct conf *c, const struct args *a) {
         return status_query(c, a->json);
 }
 
+static int cmd_wait_ready(const struct conf *c, const struct args *a) {
+        uint64_t ms = 60000;
+
+        if (a->n_names > 1 || (a->n_names == 1 && conf_parse_duration(a->names[0], &ms) < 0)) {
+                fprintf(stderr, "sessyncd --wait-ready: \"%s\" is not a number of seconds\n", a->names[a->n_names - 1]);
+                return 2;
+        }
+        return status_wait_ready(c, ms);
+}
+
 static int cmd_check(const struct conf *c, const struct args *a) {
         (void)a;
         printf("%s: ok (node \"%s\", %zu peer(s))\n", c->path, c->name, c->n_peers);
@@ -145,6 +158,7 @@ int main(int argc, char **argv) {
                 { "full-sync", no_argument, NULL, 'C' },
                 { "status", no_argument, NULL, 'C' },
                 { "check-config", no_argument, NULL, 'C' },
+                { "wait-ready", no_argument, NULL, 'C' },
                 { "from", required_argument, NULL, 'F' },
                 { "any-peer", no_argument, NULL, 'A' },
                 { "json", no_argument, NULL, 'j' },

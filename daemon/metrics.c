@@ -26,11 +26,13 @@ static void head(struct proto_wr *wr, const char *name, const char *type, const 
                             node_conf(n_)->peers[i].name, expr_);                                               \
         } while (0)
 
-int metrics_render(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
+int metrics_render(struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         head(wr, "sessync_sessions", "gauge", "Session files on this node.");
         proto_put_fmt(wr, "sessync_sessions{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_files(n));
         head(wr, "sessync_tombstones", "gauge", "Deleted sessions remembered so they cannot come back.");
         proto_put_fmt(wr, "sessync_tombstones{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_tombs(n));
+        head(wr, "sessync_ready", "gauge", "1 once this node has caught up with every reachable peer.");
+        proto_put_fmt(wr, "sessync_ready{node=\"%s\"} %d\n", node_conf(n)->name, node_ready(n) ? 1 : 0);
         head(wr, "sessync_skipped", "gauge",
              "Files in the session directory not replicated: not owned by PHP's user, or with hard links.");
         proto_put_fmt(wr, "sessync_skipped{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_skipped(n));
@@ -58,7 +60,7 @@ int metrics_render(const struct node *n, struct peer *const *peers, struct proto
         return proto_wr_error(wr);
 }
 
-int metrics_write(const struct node *n, struct peer *const *peers, const char *path) {
+int metrics_write(struct node *n, struct peer *const *peers, const char *path) {
         char tmp[4096];
         struct proto_wr wr;
         int fd = -1, r;

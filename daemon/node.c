@@ -28,6 +28,7 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->dirfd = dirfd;
         n->n_peers = c->n_peers;
         n->turn = 1;
+        n->start_ms = loop_clock_ms();
         n->durable = true;
         n->php_uid = geteuid();
         n->php_gid = getegid();
@@ -184,6 +185,7 @@ void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver
         e->size = (uint32_t)size;
         e->from_peer = from_peer;
         e->tomb_ns = 0;
+        node_ready_seen(n, e, NODE_NO_PEER);
         if (e->tturn == n->turn && sess_hash(e->tdata, e->tlen) != v->hash)
                 node_turn_drop(n, e);   /* the turn's cached bytes are not this version */
 }
@@ -203,6 +205,7 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
         delta_sig_free(e->sig);
         e->sig = NULL;
         e->sig_hash = 0;
+        node_ready_seen(n, e, NODE_NO_PEER);
         return 0;
 }
 
@@ -234,7 +237,7 @@ void node_expire_tombs(struct node *n) {
                 if (e->kind != VER_KIND_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
                         continue;
                 for (size_t i = 0; i < n->n_peers && !held; i++)
-                        held = e->peer[i].queued || e->peer[i].delayed;   /* still referenced */
+                        held = e->peer[i].queued || e->peer[i].delayed || e->peer[i].wanted;   /* still referenced */
                 if (held)
                         continue;
                 if (e->kind != VER_KIND_NONE && n->state)

@@ -102,6 +102,14 @@ enum node_ack_result {
 /* Peer idx answered a frame for m->name. */
 enum node_ack_result node_ack(struct node *n, size_t idx, const struct proto_msg *m);
 
+/* Readiness (node_ready.c, docs/DESIGN.md "Readiness"): has this node
+ * received what every reachable peer held that beats its own? Latched once
+ * true; also decides (and logs) which peers stalled past ready_timeout. */
+bool node_ready(struct node *n);
+/* Why peer idx does (not) hold readiness, as text: "done", "receiving: N
+ * of M to go", ... Returns buf. */
+const char *node_ready_why(const struct node *n, size_t idx, char *buf, size_t size);
+
 /* Catch-up with peer idx (node_sync.c): begin, one call per entry of its
  * inventory, finish. Whatever this node holds that beats what the peer has
  * (or that it lacks) becomes dirty for it. finish returns how many entries

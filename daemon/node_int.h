@@ -7,6 +7,7 @@
  *   node_queue.c  per-peer dirty sets and delays
  *   node_file.c   opening a file as PHP's own (owner, links)
  *   node_turn.c   this turn's bytes of each file (the turn cache)
+ *   node_ready.c  readiness: what each peer holds that beats ours
  *   node.c        the table: entries, recording versions and tombstones
  *   node_check.c  change detection: reconcile entries with the disk
  *   node_sync.c   catch-up and inventories
@@ -42,6 +43,7 @@ struct node_ent_peer {
         bool full;              /* next send is the whole file (after a NEED_FULL) */
         bool delayed;           /* in the peer's delay list */
         bool missing;           /* catch-up: not (yet) seen in the peer's inventory */
+        bool wanted;            /* readiness: the peer holds a state that beats ours (node_ready.c) */
         uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
 };
 
@@ -84,7 +86,14 @@ struct node_peer {
         size_t n_delay, cap_delay;
         size_t catchup_found;           /* entries the running catch-up marked */
         struct node_stats stats;
+        /* Readiness (node_ready.c): what this peer holds that beats ours,
+         * from its inventory, until it has all arrived. */
+        uint8_t catchup;                /* NODE_CU_* */
+        size_t n_wanted, n_wanted_total;
+        uint64_t progress_ms;           /* last compare or arrival: a stall excludes the peer */
 };
+
+enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };
 
 struct node {
         const struct conf *conf;
@@ -112,6 +121,8 @@ struct node {
         gid_t php_gid;
         bool give_away;                 /* we are not PHP's user (root): chown what we create */
         size_t n_skipped;               /* entries whose file is not PHP's own (skip set) */
+        uint64_t start_ms;              /* node_new: readiness timeouts count from here */
+        bool ready;                     /* latched: caught up with every reachable peer */
         uint64_t skipped_total;         /* times a file was found not PHP's own */
 };
 
@@ -134,6 +145,17 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
 void node_journal_applying(struct node *n, struct node_ent *e, const struct proto_ver *v);
 void node_journal_restore(struct node *n, struct node_ent *e);
 bool node_forgettable(const struct node *n, const struct proto_ver *v);
+/* node_ready.c */
+/* e's state changed, or peer idx sent a frame for e (from_peer): what e
+ * still wants from its peers is looked at again. */
+void node_ready_seen(struct node *n, struct node_ent *e, size_t from_peer);
+#define NODE_NO_PEER ((size_t)-1)
+/* Catch-up with peer idx compared inventories: e is (not) wanted from it. */
+void node_ready_want(struct node *n, struct node_ent *e, size_t idx, bool want);
+/* The first catch-up of peer idx is done (INV_END) / begins. */
+void node_ready_compared(struct node *n, size_t idx);
+void node_ready_begin(struct node *n, size_t idx);
+
 /* node_file.c */
 /* Open e's file refusing what is not PHP's own (sess_open_owned). A refusal
  * is recorded on e (logged once per name and reason, counted); a success

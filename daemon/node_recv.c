@@ -237,13 +237,18 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         int r;
 
         r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
+        if (r == -EMLINK)
+                /* A second name elsewhere: PHP still serves this one, so the
+                 * logout must remove it. Unlinking writes nothing through
+                 * the other name. */
+                r = sess_open_owned(n->dirfd, m->name, SESS_EXCL | SESS_LINKED, SIZE_MAX, n->php_uid, &f);
         if (r == -EWOULDBLOCK) {
                 ack_refuse(ack, PROTO_ST_BUSY);
                 return;
         }
-        if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL || r == -EPERM || r == -EMLINK) {
-                /* Nothing of PHP's here to delete (a file not PHP's own is
-                 * left alone); keep the tombstone so a stale copy from a
+        if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL || r == -EPERM) {
+                /* Nothing of PHP's here to delete (a file of another owner,
+                 * which PHP refuses too, is left alone); keep the tombstone so a stale copy from a
                  * third node cannot bring the session back. A local delete
                  * nobody has looked at yet gets its own first. */
                 node_saw(n, e, NULL);
@@ -308,4 +313,8 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
         } else {
                 apply_write(n, idx, m, e, ack);
         }
+        /* Handled, whatever the answer (BUSY aside: it comes again): no
+         * longer something this node waits for from that peer. */
+        if (ack->status != PROTO_ST_BUSY)
+                node_ready_seen(n, e, idx);
 }

@@ -4,6 +4,7 @@
 #include "daemon/node.h"
 #include "daemon/node_int.h"
 
+#include "lib/sess.h"
 #include "proto/msg.h"
 
 /* Entries per INV frame are capped by count (PROTO_INV_MAX) and by bytes,
@@ -11,17 +12,27 @@
 #define NODE_INV_BYTES (1u << 20)
 
 void node_catchup_begin(struct node *n, size_t idx) {
-        for (struct node_ent *e = n->table; e; e = e->hh.next)
+        node_ready_begin(n, idx);
+        for (struct node_ent *e = n->table; e; e = e->hh.next) {
                 e->peer[idx].missing = true;
+                node_ready_want(n, e, idx, false);   /* this comparison decides anew */
+        }
         n->peer[idx].catchup_found = 0;
 }
 
 void node_catchup_entry(struct node *n, size_t idx, const struct proto_inv_ent *ie) {
         struct node_ent *e = node_get(n, ie->name);
+        bool want = !(ie->kind == VER_KIND_FILE && node_forgettable(n, &ie->ver));   /* it will not send those */
         struct node_ent_peer *ep;
 
-        if (!e)
-                return;   /* theirs alone: the peer pushes it to us itself */
+        /* A name from the wire is checked like one from the directory: a
+         * peer cannot make this node track (or wait for) what is no session. */
+        if (!sess_name_valid(ie->name, n->conf->session_prefix))
+                return;
+        /* Theirs alone: the peer pushes it to us itself. Until this node is
+         * ready it is remembered as wanted (bounded by the inventory). */
+        if (!e && (!want || node_ready(n) || !(e = node_ensure(n, ie->name))))
+                return;
         ep = &e->peer[idx];
         ep->missing = false;
         ep->has = ie->ver;
@@ -33,6 +44,7 @@ void node_catchup_entry(struct node *n, size_t idx, const struct proto_inv_ent *
         } else {
                 node_clear_dirty(n, e, idx);   /* it has this or better already */
         }
+        node_ready_want(n, e, idx, want && ver_state_beats(ie->kind, &ie->ver, e->kind, &e->ver));
 }
 
 size_t node_catchup_finish(struct node *n, size_t idx) {
@@ -49,6 +61,7 @@ size_t node_catchup_finish(struct node *n, size_t idx) {
                         n->peer[idx].catchup_found++;
                 }
         }
+        node_ready_compared(n, idx);
         return n->peer[idx].catchup_found;
 }
 

@@ -416,6 +416,13 @@ void peer_flush(struct peer *p) {
                 p->dirty_since_ms = 0;
 }
 
+void peer_kick(struct peer *p) {
+        if (p->state != PEER_DOWN || p->once)
+                return;
+        p->backoff_ms = PEER_BACKOFF_MIN_MS;
+        loop_timer_arm(p->loop, p->timer, 0);
+}
+
 enum peer_state peer_state(const struct peer *p) {
         return p->state;
 }

@@ -37,6 +37,10 @@ void peer_free(struct peer *p);
 /* Connect now (the daemon at start; --full-sync). With once, a failure is
  * final (peer_failed) instead of a reconnect. */
 void peer_start(struct peer *p, bool once);
+/* The peer just connected to us: it is up, so if our connection to it is
+ * down and waiting out a backoff, try now (a node that comes back gets its
+ * peers' catch-up at once, not after their backoff of up to 30 s). */
+void peer_kick(struct peer *p);
 /* Send what is dirty, within the window, and write out. Once per turn. */
 void peer_flush(struct peer *p);
 

@@ -14,6 +14,7 @@
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
+#include "daemon/peer.h"
 #include "daemon/status.h"
 #include "daemon/wire.h"
 #include "proto/msg.h"
@@ -118,6 +119,8 @@ static int on_hello(struct conn *c, const struct proto_msg *m) {
         (void)proto_msg_encode(&c->out, &reply);
         node_inv_encode(c->srv->node, &c->out);
         log_info("peer \"%s\": connected to us", m->node);
+        if (c->srv->peers)
+                peer_kick(c->srv->peers[c->idx]);
         return 0;
 }
 

@@ -31,14 +31,15 @@ static const char *state_word(const struct peer *p) {
         }
 }
 
-static void render_json(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
+static void render_json(struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         proto_put_fmt(wr, "{\"node\": ");
         put_json_str(wr, node_conf(n)->name);
-        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"skipped\": %zu, \"peers\": [", node_n_files(n),
-                      node_n_tombs(n), node_n_skipped(n));
+        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"skipped\": %zu, \"ready\": %s, \"peers\": [",
+                      node_n_files(n), node_n_tombs(n), node_n_skipped(n), node_ready(n) ? "true" : "false");
         for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
                 const struct peer *p = peers[i];
                 const struct node_stats *st = node_stats(n, i);
+                char why[96];
 
                 proto_put_fmt(wr, "%s{\"name\": ", i ? ", " : "");
                 put_json_str(wr, node_conf(n)->peers[i].name);
@@ -51,16 +52,39 @@ static void render_json(const struct node *n, struct peer *const *peers, struct 
                         put_json_str(wr, peer_last_error(p));
                 else
                         proto_put_fmt(wr, "null");
+                proto_put_fmt(wr, ", \"catchup\": ");
+                put_json_str(wr, node_ready_why(n, i, why, sizeof(why)));
                 proto_put_fmt(wr, "}");
         }
         proto_put_fmt(wr, "]}\n");
 }
 
-static void render_text(const struct node *n, struct peer *const *peers, struct proto_wr *wr) {
+/* "ready", or "not ready: web2 receiving: 12 of 500 to go; web3 not
+ * compared yet": what --wait-ready prints and the text status shows. */
+static void render_ready(struct node *n, struct proto_wr *wr) {
+        const char *sep = ": ";
+        char why[96];
+
+        if (node_ready(n)) {
+                proto_put_fmt(wr, "ready\n");
+                return;
+        }
+        proto_put_fmt(wr, "not ready");
+        for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
+                if (strcmp(node_ready_why(n, i, why, sizeof(why)), "done") == 0)
+                        continue;
+                proto_put_fmt(wr, "%s%s %s", sep, node_conf(n)->peers[i].name, why);
+                sep = "; ";
+        }
+        proto_put_fmt(wr, "\n");
+}
+
+static void render_text(struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones", node_conf(n)->name, node_n_files(n), node_n_tombs(n));
         if (node_n_skipped(n) > 0)
                 proto_put_fmt(wr, ", %zu files skipped (not PHP's own: see the log)", node_n_skipped(n));
         proto_put_fmt(wr, "\n");
+        render_ready(n, wr);
         if (node_conf(n)->n_peers == 0) {
                 proto_put_fmt(wr, "no peers configured\n");
                 return;
@@ -82,9 +106,11 @@ static void render_text(const struct node *n, struct peer *const *peers, struct 
         }
 }
 
-int status_render(const struct node *n, struct peer *const *peers, uint8_t format, struct proto_wr *wr) {
+int status_render(struct node *n, struct peer *const *peers, uint8_t format, struct proto_wr *wr) {
         if (format == PROTO_STATUS_JSON)
                 render_json(n, peers, wr);
+        else if (format == PROTO_STATUS_READY)
+                render_ready(n, wr);
         else
                 render_text(n, peers, wr);
         return proto_wr_error(wr);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -70,14 +69,16 @@ int strict_php_user(const struct conf *c, int dirfd, uid_t *ret_uid, gid_t *ret_
                 uid = geteuid();
                 gid = getegid();
         } else {
-                if (fstat(dirfd, &st) < 0)
-                        return -errno;
-                uid = st.st_uid;
-                gid = st.st_gid;
-                if (uid == 0)
-                        log_warn("running as root and session_dir \"%s\" is root's: only root's session files are "
-                                 "replicated; if PHP runs as another user, set php_user (or run sessyncd as PHP's user)",
-                                 c->session_dir);
+                /* Never guessed from the directory's owner: whoever owns it
+                 * would be PHP's user by definition, and pass every check. */
+                uid = 0;
+                gid = 0;
+                if ((dirfd >= 0 ? fstat(dirfd, &st) : stat(c->session_dir, &st)) == 0 && st.st_uid != 0) {
+                        log_error("%s: sessyncd runs as root and session_dir \"%s\" is %s's: set php_user = %s in "
+                                  "[node] (or run sessyncd as that user, as the systemd unit does)", c->path,
+                                  c->session_dir, user_name(st.st_uid, a, sizeof(a)), a);
+                        return -EPERM;
+                }
         }
         log_info("PHP's user is %s: only its files travel%s", user_name(uid, b, sizeof(b)),
                  uid != geteuid() ? ", and replicas are given to it" : "");
@@ -97,36 +98,12 @@ static void fix_hint(const struct conf *c, uid_t php_uid) {
                   c->session_dir, c->session_dir, c->session_dir);
 }
 
-/* Does the access ACL of fd (or of path, when fd < 0) let a named user or
- * group write? The kernel's xattr format: a u32 version, then entries of
- * u16 tag, u16 perm, u32 id (linux/posix_acl_xattr.h). */
-static bool acl_grants_write(int fd, const char *path) {
-        bool named_w = false, mask_w = true;   /* no mask entry: named entries count as they are */
-        uint8_t buf[4 + 8 * 64];
-        ssize_t n = fd >= 0 ? fgetxattr(fd, "system.posix_acl_access", buf, sizeof(buf)) :
-                              lgetxattr(path, "system.posix_acl_access", buf, sizeof(buf));
-
-        if (n < 0)
-                return errno == ERANGE;   /* an ACL too large to read: take it as open */
-        for (ssize_t off = 4; off + 8 <= n; off += 8) {
-                uint16_t tag = (uint16_t)(buf[off] | buf[off + 1] << 8);
-                uint16_t perm = (uint16_t)(buf[off + 2] | buf[off + 3] << 8);
-
-                if ((tag == 0x02 || tag == 0x08) && (perm & 02))   /* ACL_USER, ACL_GROUP with w */
-                        named_w = true;
-                if (tag == 0x10)                                    /* ACL_MASK bounds them */
-                        mask_w = perm & 02;
-        }
-        return named_w && mask_w;
-}
-
 /* One directory on the way: owned by root or PHP's user, and nobody else
  * may write it (the session directory itself not even with the sticky bit:
  * anyone could plant a file, or rename PHP's; a parent, not without it:
  * anyone could put another directory in its place). Returns 0 or -EPERM,
  * logged with the fix. */
-static int check_dir(const struct conf *c, const char *what, const struct stat *st, bool acl_write, bool top,
-                     uid_t php_uid) {
+static int check_dir(const struct conf *c, const char *what, const struct stat *st, bool top, uid_t php_uid) {
         char u[64], o[64];
         const char *who = NULL;
 
@@ -139,28 +116,32 @@ static int check_dir(const struct conf *c, const char *what, const struct stat *
         }
         if (S_ISLNK(st->st_mode))
                 return 0;   /* a symlink's mode means nothing; its directory and target are checked */
+        /* An ACL's named entries are bounded by its mask, which is what the
+         * mode shows as the group bits: the mode says it all. */
         if ((st->st_mode & S_IWOTH) && (top || !(st->st_mode & S_ISVTX)))
-                who = "every user";
+                who = "writable by every user";
         else if ((st->st_mode & S_IWGRP) && (top || !(st->st_mode & S_ISVTX)))
-                who = "its group";
-        else if (acl_write && (top || !(st->st_mode & S_ISVTX)))
-                who = "users its ACL names";
+                who = "writable by its group (or an ACL)";
+        else if (top && (st->st_mode & (S_IRGRP | S_IROTH)))
+                who = "readable by others (or an ACL)";
         if (!who)
                 return 0;
-        log_error("session_dir \"%s\": %s\"%s\" is writable by %s (mode %04o%s): %s", c->session_dir,
+        log_error("session_dir \"%s\": %s\"%s\" is %s (mode %04o): %s", c->session_dir,
                   top ? "" : "the directory above it, ", what, who, (unsigned)(st->st_mode & 07777),
-                  acl_write ? " and an ACL" : "",
-                  top ? "they could plant a session file, or rename PHP's to an id they know" :
-                        "they could put another directory in its place");
+                  !top ? "they could put another directory in its place" :
+                  (st->st_mode & (S_IWGRP | S_IWOTH)) ? "they could plant a session file, or rename PHP's to an id "
+                                                         "they know" :
+                  "they could list the session ids, which are what logs in a user");
         fix_hint(c, php_uid);
         return -EPERM;
 }
 
-/* Every name on the configured path, as written: a symlink (or a
- * directory) in a directory someone else controls could be pointed
- * elsewhere before the next start. */
+/* The configured path must be the real one: no symlink anywhere on it. A
+ * symlink, or a chain of them, in a directory someone else controls could
+ * be pointed elsewhere before the next start, and PHP resolves the path on
+ * every request. Each directory on it is checked as written. */
 static int check_path(const struct conf *c, uid_t php_uid) {
-        char path[PATH_MAX];
+        char real[PATH_MAX], path[PATH_MAX];
         size_t len = strlen(c->session_dir);
         struct stat st;
         int r;
@@ -170,6 +151,17 @@ static int check_path(const struct conf *c, uid_t php_uid) {
         memcpy(path, c->session_dir, len + 1);
         while (len > 1 && path[len - 1] == '/')
                 path[--len] = 0;
+        if (!realpath(path, real)) {
+                r = -errno;
+                log_error("session_dir \"%s\": %s", c->session_dir, strerror(-r));
+                return r;
+        }
+        if (strcmp(real, path) != 0) {
+                log_error("session_dir \"%s\" is not its real path \"%s\" (a symlink, or \"..\" or \".\" on the "
+                          "way): a link could be pointed elsewhere; use \"%s\" here and in php.ini",
+                          c->session_dir, real, real);
+                return -EPERM;
+        }
         for (size_t i = 1; i <= len; i++) {
                 char keep;
 
@@ -177,11 +169,9 @@ static int check_path(const struct conf *c, uid_t php_uid) {
                         continue;
                 keep = path[i];
                 path[i] = 0;
-                r = lstat(path, &st) < 0 ? -errno : 0;
-                if (r == 0 && !S_ISLNK(st.st_mode))
-                        r = check_dir(c, path, &st, acl_grants_write(-1, path), i == len, php_uid);
-                else if (r == 0)
-                        r = check_dir(c, path, &st, false, false, php_uid);
+                r = lstat(path, &st) < 0 ? -errno : check_dir(c, path, &st, i == len, php_uid);
+                if (r < 0 && r != -EPERM)
+                        log_error("session_dir \"%s\": \"%s\": %s", c->session_dir, path, strerror(-r));
                 path[i] = keep;
                 if (r < 0)
                         return r;
@@ -201,12 +191,16 @@ int strict_session_dir(const struct conf *c, int dirfd, uid_t php_uid) {
          * the fd: no name is resolved again. */
         if (fstat(dirfd, &st) < 0)
                 return -errno;
-        if ((r = check_dir(c, c->session_dir, &st, acl_grants_write(dirfd, NULL), true, php_uid)) < 0)
+        if ((r = check_dir(c, c->session_dir, &st, true, php_uid)) < 0)
                 return r;
         if (st.st_mode & S_ISVTX)
                 log_warn("session_dir \"%s\": the sticky bit is set; harmless, but it is the mark of a shared "
                          "directory (Debian's 1733), not of PHP's own", c->session_dir);
-        fd = openat(dirfd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* O_PATH: walking up needs no read permission on the parents, so a
+         * parent the daemon may not list is checked all the same. */
+        fd = openat(dirfd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                r = -errno;
         while (fd >= 0) {
                 struct stat prev = st;
                 int parent;
@@ -217,14 +211,19 @@ int strict_session_dir(const struct conf *c, int dirfd, uid_t php_uid) {
                 }
                 if (up.st_dev == prev.st_dev && up.st_ino == prev.st_ino)
                         break;   /* "/": its own parent */
-                if ((r = check_dir(c, "(a directory above it)", &up, acl_grants_write(fd, NULL), false, php_uid)) < 0)
+                if ((r = check_dir(c, "(a directory above it)", &up, false, php_uid)) < 0)
                         break;
                 st = up;
-                parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                parent = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (parent < 0)
+                        r = -errno;   /* cannot look: refuse rather than trust */
                 close(fd);
                 fd = parent;
         }
         if (fd >= 0)
                 close(fd);
+        if (r < 0 && r != -EPERM)
+                log_error("session_dir \"%s\": cannot check the directories above it: %s; not trusted",
+                          c->session_dir, strerror(-r));
         return r;
 }

@@ -37,7 +37,7 @@ _Static_assert(FILE_SIZE_MAX <= PROTO_DATA_MAX, "max_file_size must fit in a fra
 _Static_assert(SUN_PATH_MAX == 107, "the message about socket paths says 107");
 
 enum vtype { V_NODE_NAME, V_SAVE_PATH, V_PATH, V_SOCKET, V_PREFIX, V_HOST, V_USER, V_SIZE, V_DURATION,
-             V_LEVEL, V_PORT };
+             V_LEVEL, V_PORT, V_LISTEN };
 
 /* V_PREFIX, V_HOST, V_USER. None may start with "-". A host is a name or an
  * address for getaddrinfo(), IPv6 without brackets. */
@@ -57,7 +57,7 @@ struct key {
 enum node_key {
         NK_NAME, NK_SESSION_DIR, NK_STATE_DIR, NK_SOCKET, NK_IDENTITY, NK_KNOWN_HOSTS,
         NK_SESSION_PREFIX, NK_MAX_FILE_SIZE, NK_SESSION_LIFETIME, NK_TOMBSTONE_TTL,
-        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, NK_PHP_USER, N_NODE_KEYS,
+        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, NK_PHP_USER, NK_READY_TIMEOUT, NK_HEALTH_LISTEN, N_NODE_KEYS,
         NK_N_REQUIRED = NK_SESSION_PREFIX,
 };
 #define NODE(n, t, f) { n, t, offsetof(struct conf, f) }
@@ -72,6 +72,8 @@ static const struct key node_keys[N_NODE_KEYS] = {
         NODE("metrics_file", V_PATH, metrics_file),
         NODE("resync_interval", V_DURATION, resync_interval_ms),
         NODE("php_user", V_USER, php_user),
+        NODE("ready_timeout", V_DURATION, ready_timeout_ms),
+        NODE("health_listen", V_LISTEN, health_listen),
 };
 enum peer_key { PK_HOST, PK_PORT, PK_USER, N_PEER_KEYS };
 #define PEER(n, t, f) { n, t, offsetof(struct conf_peer, f) }
@@ -182,6 +184,10 @@ static const char *set_value(struct parse *p, const struct key *k, char *obj, co
                 return conf_parse_log_level(v, field) < 0 ? "is not error, warn, info or debug" : NULL;
         case V_PORT:
                 return conf_parse_port(v, field) < 0 ? "is not a port (1 to 65535)" : NULL;
+        case V_LISTEN:
+                if (conf_parse_listen(v, NULL, 0, NULL) < 0)
+                        return "is not ADDRESS:PORT (an IPv4 address, or [IPv6]; port 1 to 65535)";
+                break;
         }
         set_str(p, field, dir);
         return NULL;
@@ -428,6 +434,7 @@ static int load(const char *path, FILE *in, struct conf **ret, char **ret_errors
         c->tombstone_ttl_ms = 24 * 3600 * 1000;
         c->clock_skew_warn_ms = 2000;
         c->resync_interval_ms = 60000;
+        c->ready_timeout_ms = 30000;
         c->log_level = CONF_LOG_INFO;
 
         if (!p.in && !(p.in = fopen(path, "re"))) {
@@ -509,6 +516,7 @@ void conf_free(struct conf *c) {
         free(c->session_prefix);
         free(c->metrics_file);
         free(c->php_user);
+        free(c->health_listen);
         free(c);
 }
 

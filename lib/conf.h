@@ -43,6 +43,9 @@ struct conf {
         uint64_t tombstone_ttl_ms;      /* default 24h; must be > session_lifetime */
         uint64_t clock_skew_warn_ms;    /* optional key clock_skew_warn, default 2s */
         uint64_t resync_interval_ms;    /* optional key resync_interval, default 60s: periodic catch-up */
+        char *health_listen;            /* optional "ADDR:PORT": HAProxy agent-check answers, NULL = none */
+        uint64_t ready_timeout_ms;      /* optional key ready_timeout, default 30s: a peer making no progress
+                                           this long does not hold readiness */
         int log_level;                  /* enum conf_log_level; default info */
         char *metrics_file;             /* optional; NULL if unset */
         char *php_user;                 /* optional: PHP's user (name or uid); NULL = the daemon's own
@@ -78,6 +81,10 @@ int conf_parse_duration(const char *s, uint64_t *ret_ms); /* "30", "30s", "24m",
  * The path is not checked here. */
 int conf_parse_save_path(const char *s, const char **ret_dir, unsigned *ret_depth);
 int conf_parse_port(const char *s, uint16_t *ret);       /* 1..65535 */
+/* "192.0.2.1:9777" or "[2001:db8::1]:9777": the address (without
+ * brackets) into addr (size bytes, may be NULL with size 0), the port into
+ * *ret_port (may be NULL). The address must be numeric (inet_pton). */
+int conf_parse_listen(const char *s, char *addr, size_t size, uint16_t *ret_port);
 int conf_parse_log_level(const char *s, int *ret);       /* "error", "warn", "info", "debug" */
 /* s is 1..max characters, each of [A-Za-z0-9] or in extra. */
 bool conf_token_valid(const char *s, size_t max, const char *extra);

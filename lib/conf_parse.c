@@ -8,6 +8,7 @@
  */
 #include "lib/conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -151,4 +152,39 @@ const char *conf_format_duration(uint64_t ms, char *buf, size_t size) {
                 }
         snprintf(buf, size, "%" PRIu64 "ms", ms);
         return buf;
+}
+
+int conf_parse_listen(const char *s, char *addr, size_t size, uint16_t *ret_port) {
+        char host[INET6_ADDRSTRLEN + 1];
+        unsigned char bin[sizeof(struct in6_addr)];
+        const char *colon, *start = s, *end;
+        uint16_t port;
+        bool v6 = s[0] == '[';
+
+        if (v6) {
+                start = s + 1;
+                end = strchr(start, ']');
+                if (!end || end[1] != ':')
+                        return -EINVAL;
+                colon = end + 1;
+        } else {
+                colon = strrchr(s, ':');
+                if (!colon)
+                        return -EINVAL;
+                end = colon;
+        }
+        if ((size_t)(end - start) >= sizeof(host) || end == start)
+                return -EINVAL;
+        memcpy(host, start, (size_t)(end - start));
+        host[end - start] = 0;
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, host, bin) != 1 || conf_parse_port(colon + 1, &port) < 0)
+                return -EINVAL;
+        if (addr) {
+                if (strlen(host) >= size)
+                        return -ERANGE;
+                strcpy(addr, host);
+        }
+        if (ret_port)
+                *ret_port = port;
+        return 0;
 }

@@ -124,7 +124,7 @@ int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t ow
          * we just created is ours until the caller gives it away. */
         f->uid = st.st_uid;
         f->nlink = st.st_nlink;
-        if (!created && st.st_nlink > 1) {
+        if (!created && st.st_nlink > 1 && !(flags & SESS_LINKED)) {
                 r = -EMLINK;
                 goto out;
         }

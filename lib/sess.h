@@ -67,6 +67,8 @@ enum {
         SESS_SHARED = 0,        /* LOCK_SH, O_RDONLY: the sender's read */
         SESS_EXCL = 1 << 0,     /* LOCK_EX, O_RDWR: the applier */
         SESS_CREATE = 1 << 1,   /* with SESS_EXCL: create 0600 if missing */
+        SESS_LINKED = 1 << 2,   /* accept a second hard link: only to unlink the name (sess_unlink
+                                   removes this name and writes nothing through the others) */
 };
 
 /* Open name under dirfd, take the lock without blocking, and read its

@@ -204,8 +204,8 @@ static int own_file(int fd) {
                 return -errno;
         if (st.st_nlink != 1)
                 return -EMLINK;
-        if (st.st_uid != geteuid() && st.st_uid != 0)
-                return -EPERM;
+        if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+                return -EPERM;   /* another could write tombstones (forced logouts) into it */
         return 0;
 }
 
@@ -216,7 +216,7 @@ static int own_dir(int fd) {
 
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if ((st.st_uid != geteuid() && st.st_uid != 0) || (st.st_mode & (S_IWGRP | S_IWOTH)))
+        if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
                 return -EPERM;
         return 0;
 }

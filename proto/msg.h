@@ -71,6 +71,7 @@ enum proto_status {
 enum proto_status_format {
         PROTO_STATUS_TEXT = 0,
         PROTO_STATUS_JSON = 1,
+        PROTO_STATUS_READY = 2,   /* one line: "ready", or "not ready: why" (--wait-ready, the health check) */
 };
 
 /* One decoded message. Strings are copied into the struct; data points into

@@ -104,7 +104,7 @@ __attribute__((unused)) static void run_for(unsigned ms) {
         loop_del_timer(loop, t);
 }
 
-static size_t drain(size_t idx) {
+__attribute__((unused)) static size_t drain(size_t idx) {
         size_t n = 0;
 
         while (node_next_dirty(node, idx))

@@ -784,7 +784,7 @@ Test(conf, shipped_example_defaults_are_true) {
         fclose(out);
         free(line);
         c = load_ok(text);
-        cr_expect_eq(n_set, 9 + 2 * 2);
+        cr_expect_eq(n_set, 11 + 2 * 2);
         cr_expect_str_eq(c->session_prefix, "sess_");
         cr_expect_eq(c->max_file_size, 1048576);
         cr_expect_eq(c->session_lifetime_ms, 1440000);
@@ -794,8 +794,31 @@ Test(conf, shipped_example_defaults_are_true) {
         cr_expect_eq(c->log_level, CONF_LOG_INFO);
         cr_expect_str_eq(c->metrics_file, "/var/lib/prometheus/node-exporter/sessync.prom");
         cr_expect_str_eq(c->php_user, "www-data");   /* an example, like metrics_file: unset = the daemon's user */
+        cr_expect_eq(c->ready_timeout_ms, 30000);
+        cr_expect_str_eq(c->health_listen, "10.0.0.1:9777");   /* an example: unset = no listener */
         cr_expect_eq(c->peers[1].port, 22);
         cr_expect_str_eq(c->peers[1].user, "sessync");
         conf_free(c);
         free(text);
+}
+
+Test(conf, parse_listen) {
+        char addr[64];
+        uint16_t port = 0;
+
+        cr_assert_eq(conf_parse_listen("127.0.0.1:9777", addr, sizeof(addr), &port), 0);
+        cr_expect_str_eq(addr, "127.0.0.1");
+        cr_expect_eq(port, 9777);
+        cr_assert_eq(conf_parse_listen("[::1]:80", addr, sizeof(addr), &port), 0);
+        cr_expect_str_eq(addr, "::1");
+        cr_expect_eq(port, 80);
+        cr_expect_eq(conf_parse_listen("localhost:80", NULL, 0, NULL), -EINVAL, "numeric addresses only");
+        cr_expect_eq(conf_parse_listen("127.0.0.1", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen("127.0.0.1:0", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen("127.0.0.1:65536", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen("::1:80", NULL, 0, NULL), -EINVAL, "IPv6 needs brackets");
+        cr_expect_eq(conf_parse_listen("[::1]80", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen(":80", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen("[]:80", NULL, 0, NULL), -EINVAL);
+        cr_expect_eq(conf_parse_listen("127.0.0.1:9777", addr, 4, &port), -ERANGE);
 }

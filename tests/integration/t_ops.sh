@@ -28,8 +28,9 @@ assert_eq "$?" 0 "--status --json exits 0"
 py=$(python3 - "$json" <<'PY'
 import json, sys
 o = json.loads(sys.argv[1])
-top = ["node", "sessions", "tombstones", "skipped", "peers"]
-peer = ["name", "connected", "pending", "lag_ms", "sent", "applied", "bytes_sent", "bytes_full", "conflicts", "last_error"]
+top = ["node", "sessions", "tombstones", "skipped", "ready", "peers"]
+peer = ["name", "connected", "pending", "lag_ms", "sent", "applied", "bytes_sent", "bytes_full", "conflicts", "last_error",
+        "catchup"]
 assert list(o) == top, list(o)
 assert o["node"] == "n1" and o["sessions"] == 1 and o["tombstones"] == 0 and o["skipped"] == 0, o
 assert len(o["peers"]) == 1
@@ -38,6 +39,7 @@ assert list(p) == peer, list(p)
 assert p["name"] == "n2" and p["connected"] is True and p["pending"] == 0, p
 assert p["sent"] >= 1 and p["applied"] >= 1 and p["bytes_full"] >= p["bytes_sent"] > 0, p
 assert p["last_error"] is None and isinstance(p["lag_ms"], int) and p["conflicts"] == 0, p
+assert o["ready"] is True and p["catchup"] == "done", (o["ready"], p["catchup"])
 print("ok")
 PY
 )
