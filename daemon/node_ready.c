@@ -27,7 +27,7 @@ static void done_if_empty(struct node *n, size_t idx) {
 
         if (np->catchup == NODE_CU_RECEIVING && np->n_wanted == 0) {
                 np->catchup = NODE_CU_DONE;
-                log_info("peer \"%s\": caught up (%zu received)", n->conf->peers[idx].name, np->n_wanted_total);
+                log_info("peer \"%s\": caught up (%zu wanted at the comparison)", n->conf->peers[idx].name, np->n_wanted_total);
         }
 }
 
