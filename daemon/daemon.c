@@ -143,6 +143,13 @@ void daemon_turn(struct loop *l, void *ctx) {
         if (d->server && durable)
                 server_flush(d->server);
         node_end_turn(d->node);
+        if (!d->first_turn_done) {
+                d->first_turn_done = true;
+                if (node_changed_at_start(d->node) > 0 && d->health)
+                        log_info("PHP changed %zu session(s) here while sessyncd was not running: until ready, the "
+                                 "health check says \"drain\" (users already here stay, no new ones)",
+                                 node_changed_at_start(d->node));
+        }
         (void)node_ready(d->node);   /* logs when it becomes ready, and which peers it stopped waiting for */
         if (d->on_turn)
                 d->on_turn(d);

@@ -34,6 +34,7 @@ struct daemon {
         struct loop_timer *housekeeping;
         struct loop_timer *metrics;     /* daemon with metrics_file only */
         bool metrics_failed;            /* log the first failure, not every one */
+        bool first_turn_done;
         const bool *only;               /* --full-sync: the peers to push to, NULL = all */
         void (*on_turn)(struct daemon *d); /* --full-sync: progress and completion */
         void *ctx;

@@ -32,7 +32,11 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
 
                 if (fd < 0)
                         return;
-                word = node_ready(h->node) ? "up\n" : "down\n";
+                /* Not ready: no user at all, unless PHP wrote here while no
+                 * daemon ran (sessyncd killed, web server up): then those
+                 * users' newest data is here, not on the peers, and they
+                 * stay (drain: sticky users only, no new ones). */
+                word = node_ready(h->node) ? "up\n" : node_changed_at_start(h->node) ? "drain\n" : "down\n";
                 (void)send(fd, word, strlen(word), MSG_DONTWAIT | MSG_NOSIGNAL);
                 (void)shutdown(fd, SHUT_RDWR);
                 close(fd);

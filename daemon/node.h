@@ -109,6 +109,9 @@ bool node_ready(struct node *n);
 /* Why peer idx does (not) hold readiness, as text: "done", "receiving: N
  * of M to go", ... Returns buf. */
 const char *node_ready_why(const struct node *n, size_t idx, char *buf, size_t size);
+/* Local changes the first turn found: PHP wrote or logged out here while no
+ * daemon ran. Such a node's own users have their newest data here. */
+size_t node_changed_at_start(const struct node *n);
 
 /* Catch-up with peer idx (node_sync.c): begin, one call per entry of its
  * inventory, finish. Whatever this node holds that beats what the peer has

@@ -87,13 +87,24 @@ static void local_delete(struct node *n, struct node_ent *e) {
         node_mark_all(n, e);
 }
 
+/* The first turn checks what the start-up scan found: a change then was
+ * made by PHP while no daemon ran (killed, or restarted with the web server
+ * up). Readiness tells the load balancer to keep that node's own users. */
+static void count_start(struct node *n) {
+        if (n->turn == 1)
+                n->changed_at_start++;
+}
+
 void node_saw(struct node *n, struct node_ent *e, const struct sess_file *f) {
         if (!f) {
-                if (e->kind == VER_KIND_FILE)
+                if (e->kind == VER_KIND_FILE) {
+                        count_start(n);
                         local_delete(n, e);
+                }
                 return;
         }
         if (e->kind != VER_KIND_FILE || ver_cmp(&f->ver, &e->ver) != 0) {
+                count_start(n);
                 log_debug("session %s: changed here (%zu bytes)", e->tag, f->len);
                 node_record_file(n, e, &f->ver, f->len, false);
                 node_mark_all(n, e);

@@ -123,6 +123,7 @@ struct node {
         size_t n_skipped;               /* entries whose file is not PHP's own (skip set) */
         uint64_t start_ms;              /* node_new: readiness timeouts count from here */
         bool ready;                     /* latched: caught up with every reachable peer */
+        size_t changed_at_start;        /* local changes the first turn's checks found (PHP ran meanwhile) */
         uint64_t skipped_total;         /* times a file was found not PHP's own */
 };
 

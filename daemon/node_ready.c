@@ -108,6 +108,10 @@ bool node_ready(struct node *n) {
         return true;
 }
 
+size_t node_changed_at_start(const struct node *n) {
+        return n->changed_at_start;
+}
+
 const char *node_ready_why(const struct node *n, size_t idx, char *buf, size_t size) {
         const struct node_peer *np = &n->peer[idx];
 

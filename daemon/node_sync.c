@@ -71,7 +71,10 @@ void node_inv_encode(const struct node *n, struct proto_wr *wr) {
         uint32_t count = 0, total = 0;
 
         for (const struct node_ent *e = n->table; e; e = e->hh.next) {
-                if (e->kind == VER_KIND_NONE)
+                /* Not what this node would send: a file that is not PHP's own
+                 * now is not advertised either, or a returning peer would
+                 * wait for it until its ready_timeout. */
+                if (e->kind == VER_KIND_NONE || (e->kind == VER_KIND_FILE && e->skip))
                         continue;
                 if (count == 0)
                         start = proto_inv_begin(wr, 0);

@@ -373,6 +373,8 @@ it_cleanup() {
 node_name()     { echo "n$1"; }
 node_dir()      { echo "$T/n$1"; }
 node_port()     { cat "$T/n$1/port"; }
+# node_health_port I: node I's health_listen port (cluster_create with IT_HEALTH=1).
+node_health_port() { cat "$T/n$1/health.port"; }
 node_conf()     { echo "$T/n$1/sessync.conf"; }
 node_sessions() { echo "$T/n$1/sessions"; }
 node_state()    { echo "$T/n$1/state"; }
@@ -381,13 +383,15 @@ node_log()      { echo "$T/n$1/daemon.log"; }
 # node_sess_file I SID: path of PHP's file for SID on node I.
 node_sess_file() { echo "$T/n$1/sessions/sess_$2"; }
 
-# _it_pick_ports N: pick N free loopback ports and reserve them by writing
-# $T/nI/port. Reservation = a port file under some
-# /tmp/sessync-it.*/; the pick runs under an flock so parallel runs never
-# choose the same port. Ports come from below the kernel's ephemeral range:
-# an outgoing connection's source port there would make sshd's bind fail.
-_it_pick_ports() {
-	local n=$1 lo=20000 hi=60000 eph_lo fd i p tries
+# it_reserve_ports FILE...: pick one free loopback port per FILE and reserve
+# it by writing it there. A reservation is any file named *port directly in
+# some /tmp/sessync-it.*/ or in one of its node directories (nI/port,
+# nI/health.port, nI/web.port, lb.port); the pick runs under an flock so
+# parallel runs never choose the same port. Ports come from below the
+# kernel's ephemeral range: an outgoing connection's source port there would
+# make a server's bind fail.
+it_reserve_ports() {
+	local lo=20000 hi=60000 eph_lo fd f p tries
 	local -A used=()
 	read -r eph_lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || eph_lo=0
 	((eph_lo > lo + 1000)) && hi=$((eph_lo - 1))
@@ -398,18 +402,30 @@ _it_pick_ports() {
 		return 1
 	fi
 	for p in $(ss -Htan | awk '{ n = split($4, a, ":"); print a[n] }') \
-		$(cat /tmp/sessync-it.*/n*/port 2>/dev/null); do
+		$(cat /tmp/sessync-it.*/*port /tmp/sessync-it.*/n*/*port 2>/dev/null); do
 		used[$p]=1
 	done
-	for ((i = 1; i <= n; i++)); do
+	for f in "$@"; do
 		for ((tries = 0; tries < 1000; tries++)); do
 			p=$((lo + ${SRANDOM:-$RANDOM$RANDOM} % (hi - lo + 1)))
 			[[ -z ${used[$p]:-} ]] && break
 		done
 		used[$p]=1
-		echo "$p" >"$T/n$i/port"
+		echo "$p" >"$f"
 	done
 	exec {fd}>&-
+}
+
+# _it_pick_ports N: reserve node I's sshd port in $T/nI/port for I = 1..N,
+# and with IT_HEALTH=1 its health_listen port in $T/nI/health.port.
+_it_pick_ports() {
+	local n=$1 i
+	local -a files=()
+	for ((i = 1; i <= n; i++)); do
+		files+=("$T/n$i/port")
+		((${IT_HEALTH:-0})) && files+=("$T/n$i/health.port")
+	done
+	it_reserve_ports "${files[@]}"
 }
 
 # cluster_create N: lay out nodes n1..nN under $T (see README.md).
@@ -494,6 +510,9 @@ cluster_create() {
 			session_lifetime = ${IT_SESSION_LIFETIME:-24m}
 			tombstone_ttl    = ${IT_TOMBSTONE_TTL:-24h}
 		EOF
+		if [[ -f $d/health.port ]]; then
+			echo "health_listen    = 127.0.0.1:$(cat "$d/health.port")" >>"$d/sessync.conf"
+		fi
 		for ((j = 1; j <= n; j++)); do
 			((i == j)) && continue
 			printf '\n[peer n%d]\nhost = 127.0.0.1\nport = %s\nuser = %s\n' \
@@ -621,6 +640,46 @@ sessync_cli() {
 	local i=$1
 	shift
 	timeout "${IT_CLI_TIMEOUT:-30}" "$SESSYNCD" -c "$T/n$i/sessync.conf" "$@"
+}
+
+# health_word I: what node I's health_listen port answers ("up" or "down";
+# empty, status 1, if nothing listens or nothing arrives within 2 s): the
+# word HAProxy's agent-check reads.
+health_word() {
+	local fd w
+	exec {fd}<>"/dev/tcp/127.0.0.1/$(node_health_port "$1")" 2>/dev/null || return 1
+	read -r -t 2 w <&"$fd"
+	exec {fd}>&-
+	[[ -n $w ]] || return 1
+	echo "$w"
+}
+
+# node_conf_set I KEY VALUE: set KEY in the [node] section of node I's
+# sessync.conf (replaced if it is there, else added), e.g. ready_timeout.
+# Takes effect at the daemon's next start.
+node_conf_set() {
+	local f
+	f=$(node_conf "$1")
+	awk -v k="$2" -v v="$3" '
+		/^\[/ { if (sec == "node" && !done) { printf "%-16s = %s\n", k, v; done = 1 }
+		        sec = ($0 == "[node]") ? "node" : "other" }
+		sec == "node" && $1 == k { if (!done) printf "%-16s = %s\n", k, v; done = 1; next }
+		{ print }
+		END { if (sec == "node" && !done) printf "%-16s = %s\n", k, v }' "$f" >"$f.new" &&
+		mv -f -- "$f.new" "$f"
+}
+
+# node_wipe I: empty node I's session directory, as a fresh tmpfs is (the
+# daemon is expected to be stopped).
+node_wipe() { find "$(node_sessions "$1")" -mindepth 1 -delete; }
+
+# node_reboot I: what a reboot leaves for node I's next daemon start: an
+# empty session directory (tmpfs) and a kernel boot id that differs from the
+# one in state_dir/boot_id (written there as another boot's, since this
+# kernel's cannot change).
+node_reboot() {
+	node_wipe "$1" || return 1
+	echo "00000000-0000-4000-8000-000000000000" >"$(node_state "$1")/boot_id"
 }
 
 # cluster_start: every sshd, then every daemon.

@@ -6,7 +6,8 @@
 #   session directory, sessyncd and sshd.
 #   alice logs in (lands on n1) and clicks; n1 is stopped; her next click
 #   lands on n2, still logged in, counter intact; she logs out on n2; n1 comes
-#   back and she is logged out there too.
+#   back, HAProxy (agent-check on sessyncd's health port) and the web server
+#   wait until n1's sessyncd is ready, and she is logged out there too.
 
 story_say() { printf '%s\n' "${STORY_BOLD:-}== $*${STORY_PLAIN:-}"; }
 story_step() { printf '   %s\n' "$*"; }
@@ -21,7 +22,7 @@ story_expect() {
 }
 
 failover_story() {
-	local body t0 ms sid i
+	local body t0 ms sid i word
 
 	story_say "cluster: HAProxy + 3 PHP nodes on 127.0.0.1, each with its own sessions, sshd and sessyncd"
 	cluster_create 3 >/dev/null || it_abort "cluster setup failed"
@@ -83,17 +84,35 @@ failover_story() {
 	fi
 	story_step "n1 is down and still holds her session: $(test -e "$(node_sess_file 1 "$sid")" && echo yes || echo no)"
 
-	story_say "n1 comes back: sshd and sessyncd first, then the web server"
-	t0=$(now_ms)
+	story_say "n1 comes back: sshd and sessyncd first, the web server once sessyncd is ready"
 	sshd_start 1 >/dev/null
+	t0=$(now_ms)
 	daemon_start 1 >/dev/null
-	if wait_until 10 test ! -e "$(node_sess_file 1 "$sid")"; then
-		story_step "catch-up removed her stale session from n1 in $(( $(now_ms) - t0 )) ms (n2's tombstone beat n1's copy)"
-		ok "logout reached n1 when it came back"
+	word=$(health_word 1)
+	if sessync_cli 1 --wait-ready 10 >/dev/null 2>&1; then
+		ms=$(( $(now_ms) - t0 ))
+		story_step "n1's sessyncd was ready $ms ms after it started (--wait-ready: it had caught up with n2 and n3)"
+		story_step "its health port told HAProxy's agent-check \"$word\" right after start, \"$(health_word 1)\" now"
+		ok "n1 became ready"
 	else
-		fail "logout reached n1 when it came back"
+		ms=-1
+		fail "n1 became ready within 10 s"
+	fi
+	if test ! -e "$(node_sess_file 1 "$sid")"; then
+		story_step "her stale session was gone from n1 by then (n2's tombstone beat n1's copy)"
+		ok "logout reached n1 before it was ready"
+	else
+		fail "logout reached n1 before it was ready"
 	fi
 	web_start 1 || fail "php -S on n1 restarted"
+	if wait_until 10 lb_up 1; then
+		i=$(( $(now_ms) - t0 ))
+		story_step "web server started; HAProxy put n1 back in rotation $i ms after its sessyncd started"
+		echo "# measured: n1 back: ready $ms ms after its sessyncd started, in HAProxy's rotation after $i ms"
+		ok "HAProxy put n1 back after it was ready"
+	else
+		fail "HAProxy put n1 back within 10 s"
+	fi
 	body=$(user_get_node 1 page)
 	story_step "her old cookie, straight to n1: $body"
 	story_expect "$body" "node=n1 not-logged-in" "logged out on n1 too"
