@@ -122,8 +122,21 @@ if command -v systemd-analyze >/dev/null; then
   sed "s|/usr/local/sbin/sessyncd|$SESSYNCD|g" "$unit" >"$T/unit/sessyncd.service"
   out=$(systemd-analyze verify --man=no "$T/unit/sessyncd.service" 2>&1); rc=$?
   assert_eq "$rc" 0 "systemd-analyze verify accepts the unit${out:+: $out}"
+  # The web servers' drop-ins (README step 8), on stand-ins for the units
+  # Debian ships: ordered after sessyncd, --wait-ready before they start.
+  for web in php8.2-fpm nginx; do
+    dropin=$repo/conf/systemd/$web.service.d/sessync.conf
+    mkdir -p "$T/unit/$web.service.d"
+    printf '[Unit]\nDescription=stand-in for %s\n[Service]\nExecStart=/bin/true\n' "$web" >"$T/unit/$web.service"
+    sed "s|/usr/local/sbin/sessyncd|$SESSYNCD|g" "$dropin" >"$T/unit/$web.service.d/sessync.conf"
+    # verify reports a bad drop-in line but still exits 0: silence is the pass.
+    out=$(SYSTEMD_UNIT_PATH="$T/unit:" systemd-analyze verify --man=no "$T/unit/$web.service" 2>&1); rc=$?
+    assert_eq "$rc:$out" "0:" "systemd-analyze verify accepts $web with the sessync drop-in, saying nothing"
+    check "$web's drop-in orders it after sessyncd" grep -q '^After=sessyncd.service' "$dropin"
+    check "$web's drop-in runs --wait-ready before it starts" grep -q '^ExecStartPre=.* --wait-ready ' "$dropin"
+  done
 else
-  it_note "systemd-analyze not installed: unit syntax not verified"
+  fail "systemd-analyze is missing (tests/deps installs systemd): the unit is not verified"
 fi
 
 it_finish
