@@ -19,8 +19,10 @@ struct health {
         struct loop_fd *reg;
 };
 
-/* Answer and close at once: the word fits any socket buffer, and a client
- * that does not read it loses only its own answer. */
+/* Answer and close at once: the words fit any socket buffer, and a client
+ * that does not read them loses only its own answer. HAProxy leaves DRAIN
+ * only on "ready", and "drain" alone does not lift a DOWN: hence the
+ * pairs. */
 static void on_accept(struct loop *l, uint32_t events, void *ctx) {
         struct health *h = ctx;
 
@@ -36,7 +38,7 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
                  * daemon ran (sessyncd killed, web server up): then those
                  * users' newest data is here, not on the peers, and they
                  * stay (drain: sticky users only, no new ones). */
-                word = node_ready(h->node) ? "up\n" : node_changed_at_start(h->node) ? "drain\n" : "down\n";
+                word = node_ready(h->node) ? "up ready\n" : node_changed_at_start(h->node) ? "up drain\n" : "down\n";
                 (void)send(fd, word, strlen(word), MSG_DONTWAIT | MSG_NOSIGNAL);
                 (void)shutdown(fd, SHUT_RDWR);
                 close(fd);

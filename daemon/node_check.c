@@ -90,21 +90,22 @@ static void local_delete(struct node *n, struct node_ent *e) {
 /* The first turn checks what the start-up scan found: a change then was
  * made by PHP while no daemon ran (killed, or restarted with the web server
  * up). Readiness tells the load balancer to keep that node's own users. */
-static void count_start(struct node *n) {
-        if (n->turn == 1)
+static void count_start(struct node *n, struct node_ent *e) {
+        if (n->turn == 1 || e->start_busy)
                 n->changed_at_start++;
+        e->start_busy = false;
 }
 
 void node_saw(struct node *n, struct node_ent *e, const struct sess_file *f) {
         if (!f) {
                 if (e->kind == VER_KIND_FILE) {
-                        count_start(n);
+                        count_start(n, e);
                         local_delete(n, e);
                 }
                 return;
         }
         if (e->kind != VER_KIND_FILE || ver_cmp(&f->ver, &e->ver) != 0) {
-                count_start(n);
+                count_start(n, e);
                 log_debug("session %s: changed here (%zu bytes)", e->tag, f->len);
                 node_record_file(n, e, &f->ver, f->len, false);
                 node_mark_all(n, e);
@@ -119,6 +120,7 @@ static int look(struct node *n, struct node_ent *e) {
         r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 node_saw(n, e, NULL);
+                e->start_busy = false;
                 return -ENOENT;
         }
         if (r == -EFBIG) {
@@ -130,6 +132,7 @@ static int look(struct node *n, struct node_ent *e) {
         if (r < 0)
                 return r;
         node_saw(n, e, &f);
+        e->start_busy = false;   /* seen once unlocked: a later change is no longer from the start */
         node_turn_keep(n, e, f.data, f.len);
         f.data = NULL;
         sess_release(n->dirfd, e->name, &f);
@@ -170,6 +173,8 @@ void node_run_checks(struct node *n) {
                         continue;   /* read this turn already */
                 r = look(n, e);
                 if (r == -EWOULDBLOCK) {
+                        if (n->turn == 1)
+                                e->start_busy = true;   /* PHP is on it: what it finds still dates from the start */
                         look_later(n, e, NODE_BUSY_MS);
                 } else if (r < 0 && r != -ENOENT && r != -EFBIG && r != -EPERM && r != -EMLINK) {
                         /* Transient (EMFILE, EIO, ENOMEM): look again later,

@@ -58,6 +58,7 @@ struct node_ent {
         bool checking;          /* in the check set or the busy set */
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
+        bool start_busy;        /* locked at the first turn's check: still counts as found at start */
         char tag[SESS_TAG_LEN]; /* what logs call it (sess_tag): never the id */
         struct delta_sig *sig;  /* signature of the basis for deltas, or NULL */
         uint64_t sig_hash;      /* content hash of that basis */

@@ -4,6 +4,9 @@
 #include "daemon/node.h"
 #include "daemon/node_int.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "lib/sess.h"
 #include "proto/msg.h"
 
@@ -65,6 +68,17 @@ size_t node_catchup_finish(struct node *n, size_t idx) {
         return n->peer[idx].catchup_found;
 }
 
+/* A second name made for a file outside the directory raises no event
+ * here: look at the link count and owner as the inventory is built, so a
+ * returning peer is not promised what the sender will refuse to send. */
+static bool own_on_disk(const struct node *n, const struct node_ent *e) {
+        struct stat st;
+
+        if (fstatat(n->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return true;   /* gone: the check will make it a tombstone; advertise what we hold */
+        return st.st_nlink == 1 && st.st_uid == n->php_uid;
+}
+
 void node_inv_encode(const struct node *n, struct proto_wr *wr) {
         struct proto_msg end = { .type = PROTO_INV_END };
         size_t start = 0;
@@ -74,7 +88,7 @@ void node_inv_encode(const struct node *n, struct proto_wr *wr) {
                 /* Not what this node would send: a file that is not PHP's own
                  * now is not advertised either, or a returning peer would
                  * wait for it until its ready_timeout. */
-                if (e->kind == VER_KIND_NONE || (e->kind == VER_KIND_FILE && e->skip))
+                if (e->kind == VER_KIND_NONE || (e->kind == VER_KIND_FILE && (e->skip || !own_on_disk(n, e))))
                         continue;
                 if (count == 0)
                         start = proto_inv_begin(wr, 0);

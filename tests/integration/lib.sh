@@ -642,9 +642,9 @@ sessync_cli() {
 	timeout "${IT_CLI_TIMEOUT:-30}" "$SESSYNCD" -c "$T/n$i/sessync.conf" "$@"
 }
 
-# health_word I: what node I's health_listen port answers ("up" or "down";
-# empty, status 1, if nothing listens or nothing arrives within 2 s): the
-# word HAProxy's agent-check reads.
+# health_word I: the line node I's health_listen port answers ("up",
+# "down", "drain", ...: the words HAProxy's agent-check reads); empty,
+# status 1, if nothing listens or nothing arrives within 2 s.
 health_word() {
 	local fd w
 	exec {fd}<>"/dev/tcp/127.0.0.1/$(node_health_port "$1")" 2>/dev/null || return 1

@@ -44,8 +44,9 @@ web_stop() {
 # server is skipped at once (redispatch) and marked down by a 300 ms health
 # check. Where the node has a health port, HAProxy also asks its sessyncd
 # every 200 ms (agent-check): "down" takes the server out of rotation until
-# the daemon says "up" (it is ready: docs/DESIGN.md "Readiness"); a daemon
-# that does not answer leaves the server as the HTTP check says. Its admin
+# the daemon says "up" (it is ready: docs/DESIGN.md "Readiness"), "drain"
+# keeps only its sticky users (cookie SRV) there; a daemon that does not
+# answer leaves the server as the HTTP check says. Its admin
 # socket listens on 127.0.0.1:$(cat $T/lb.stats.port) (lb_cli, lb_state).
 lb_start() {
 	local n=$1 i port agent
@@ -110,10 +111,12 @@ lb_cli() {
 }
 
 # lb_state I: HAProxy's view of server nI: its status ("UP", "DOWN",
-# "DOWN (agent)", "MAINT", ...) and the description of the last agent-check
-# ("Layer7 check passed" for "up", "Layer7 wrong status" for "down", "Layer4
-# connection problem" when no daemon answers), separated by "|"; status 1 if
-# HAProxy does not answer.
+# "DOWN (agent)", "DRAIN (agent)", "MAINT", ...) and the description of the
+# last agent-check ("Layer7 check passed" for "up", "Layer7 wrong status"
+# for "down", "No status change" for a bare "drain", "Layer4 connection
+# problem" when no daemon answers), separated by "|"; status 1 if HAProxy
+# does not answer. HAProxy leaves DRAIN only when the agent says "ready"
+# (with or without "up"); "up" alone keeps it draining.
 lb_state() {
 	lb_cli "show stat" | awk -F, -v s="n$1" '
 		NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) col[$i] = i; next }

@@ -28,7 +28,25 @@ Control, by files in T/ctl (written by t_ready.sh, answered here):
              logged in after a logout (resurrected), or ok. Requests answered
              elsewhere (n1 out of rotation) are ordinary requests there and
              update the truth. Answered by result-P.json
-  stop       finish: truth.json (every user) and stats.json, then exit
+  n1login    log N1_USERS of n1's own users in on n1 through HAProxy (cookie
+             SRV=n1) and keep them clicking there, GET /?action=page every
+             N1_GAP s, with the cookies HAProxy and PHP set (SRV changes if
+             HAProxy moves them); answered by n1in once every login is on n2
+             and n3 too. Every answer is judged against the user's own truth
+             (the counter it last saw): stale (older counter, or not logged
+             in), resurrected (a logged-out user logged in), by the window it
+             was sent in (before, dead, restart, ready: the files below)
+  n1dead     n1's daemon is dead: N1_OUT of them log out on n1 (their next
+             click is GET /?action=logout; they click again only after
+             n1started); answered by n1out once every logout is done and
+             every other n1 user has written on n1 since n1dead
+  n1restart  n1's daemon is about to start: counts how many of those changes
+             the peers lack (n1only_* in n1.json: made with no daemon),
+             answered by n1counted
+  n1started  n1's daemon has started: the logged-out users click again
+  n1ready    n1's daemon is ready
+  stop       finish: truth.json (every user) and stats.json (n1.json for n1's
+             users), then exit
 """
 import fcntl
 import heapq
@@ -43,17 +61,22 @@ import time
 
 T, LB, RATE, USERS = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 CTL = os.path.join(T, "ctl")
-DIRS = {2: os.path.join(T, "n2", "sessions"), 3: os.path.join(T, "n3", "sessions")}
+DIRS = {i: os.path.join(T, "n%d" % i, "sessions") for i in (1, 2, 3)}
 MIN_GAP = 0.5        # a user's requests are at least this far apart (think time)
 PROBE_GAP = 0.5      # a probing user clicks again after this (think time, too)
 PROBE_LIVE = int(os.environ.get("PROBE_LIVE", "40"))
 PROBE_OUT = int(os.environ.get("PROBE_OUT", "20"))
 PROBE_THREADS = 6
 PROBE_DEADLINE = 20.0
+N1_USERS = int(os.environ.get("N1_USERS", "30"))
+N1_OUT = int(os.environ.get("N1_OUT", "8"))
+N1_GAP = 0.4         # n1's own users click this often
+N1_THREADS = 4
 rnd = random.Random(int(os.environ.get("SEED", "12")))
 ID_CHARS = "abcdefghijklmnopqrstuv0123456789"   # PHP's default (sid_bits_per_character 5)
 COUNTER = re.compile(rb'counter\|i:(\d+);')
 BODY = re.compile(r"node=(n\d+) (?:user=(\S+) counter=(\d+)|(not-logged-in))")
+N1_BODY = re.compile(r"node=(n\d+) (?:user=(\S+) counter=(\d+)|(not-logged-in)|logged-in user=(\S+)|logged-out user=(\S*))")
 lock = threading.Lock()   # the users' table, between the background and the probes
 
 
@@ -328,6 +351,271 @@ class Phase:
         u.wrote_at = time.monotonic()
 
 
+# ---------------------------------------------------------------- n1's own users
+
+def ctl(name):
+    return os.path.exists(os.path.join(CTL, name))
+
+
+def ctl_write(name, obj=None):
+    tmp = os.path.join(CTL, name + ".tmp")
+    with open(tmp, "w") as out:
+        if obj is not None:
+            json.dump(obj, out)
+    os.replace(tmp, os.path.join(CTL, name))
+
+
+def http_get(conn_box, path, cookies):
+    """GET path through HAProxy with cookies (a dict). Returns (status, body,
+    the Set-Cookie name=value pairs) or None on a transport error."""
+    hdr = "; ".join("%s=%s" % kv for kv in cookies.items())
+    for attempt in range(2):
+        try:
+            if conn_box[0] is None:
+                conn_box[0] = http.client.HTTPConnection("127.0.0.1", LB, timeout=5)
+            conn = conn_box[0]
+            conn.request("GET", path, headers={"Cookie": hdr} if hdr else {})
+            resp = conn.getresponse()
+            body = resp.read().decode(errors="replace")
+            set_cookies = [v.split(";", 1)[0] for k, v in resp.getheaders() if k.lower() == "set-cookie"]
+            if resp.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn_box[0] = None
+            return resp.status, body, [c.partition("=")[::2] for c in set_cookies]
+        except (OSError, http.client.HTTPException):
+            if conn_box[0] is not None:
+                conn_box[0].close()
+            conn_box[0] = None
+            if attempt:
+                return None
+    return None
+
+
+WINDOWS = ("before", "dead", "restart", "ready")
+
+
+class N1User:
+    """One of n1's own users: a browser with a cookie jar, clicking on n1."""
+    def __init__(self, n):
+        self.name = "w%04d" % n
+        self.sid = None
+        self.cookies = {"SRV": "n1"}
+        self.counter = 0
+        self.out = False
+        self.lost = False
+        self.uncertain = False    # a request got no answer: it may have counted
+        self.logout_due = False   # picked at n1dead: the next click logs out
+        self.wrote_dead = False   # wrote on n1 after n1dead (before n1restart)
+        self.first_after_restart = None
+
+
+class N1Users:
+    def __init__(self):
+        self.users = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = []
+        self.heap = []
+        self.res = {"users": 0, "out": 0, "logins_elsewhere": 0, "errors": 0, "notes": [],
+                    "n1only_live": None, "n1only_out": None,
+                    "first_after_restart": {"n1": 0, "elsewhere": 0, "ok": 0, "bad": 0, "missing": 0}}
+        for w in WINDOWS:
+            self.res[w] = {"requests": 0, "n1": 0, "elsewhere": 0, "stale": 0, "resurrected": 0,
+                           "unexpected": 0, "logouts": 0}
+        self.answered_in = False
+        self.answered_out = False
+        self.picked_out = False
+        self.counted_restart = False
+
+    def note(self, msg):
+        if len(self.res["notes"]) < 20:
+            self.res["notes"].append(msg)
+
+    def window(self):
+        for w, f in (("ready", "n1ready"), ("restart", "n1started"), ("dead", "n1dead")):
+            if ctl(f):
+                return w
+        return "before"
+
+    def login_all(self):
+        conn = [None]
+        for k in range(N1_USERS):
+            u = N1User(k)
+            r = http_get(conn, "/?action=login&user=" + u.name, dict(u.cookies))
+            if r is None:
+                r = http_get(conn, "/?action=login&user=" + u.name, dict(u.cookies))
+            if r is None:
+                self.res["errors"] += 1
+                self.note("%s: no answer to the login" % u.name)
+                continue
+            status, body, sc = r
+            m = N1_BODY.search(body)
+            for k2, v in sc:
+                if k2 == "PHPSESSID":
+                    u.sid = v
+                elif k2 == "SRV":
+                    u.cookies["SRV"] = v
+            if not m or m.group(5) != u.name or not u.sid:
+                self.res["errors"] += 1
+                self.note("%s: login answered %r" % (u.name, body.strip()[:60]))
+                continue
+            if m.group(1) != "n1":
+                self.res["logins_elsewhere"] += 1
+            u.cookies["PHPSESSID"] = u.sid
+            self.users.append(u)
+        self.res["users"] = len(self.users)
+        t = time.monotonic()
+        self.heap = [(t + i * N1_GAP / max(1, len(self.users)), i, u) for i, u in enumerate(self.users)]
+        heapq.heapify(self.heap)
+        self.threads = [threading.Thread(target=self.worker, daemon=True) for _ in range(N1_THREADS)]
+        for th in self.threads:
+            th.start()
+
+    def on_peers(self, u):
+        """u's session as n2 and n3 hold it: (counter or None, logged in) each."""
+        out = []
+        for i in (2, 3):
+            try:
+                b = open(os.path.join(DIRS[i], "sess_" + u.sid), "rb").read()
+            except FileNotFoundError:
+                b = b""
+            m = COUNTER.search(b)
+            out.append((int(m.group(1)) if m else None, b"user|" in b))
+        return out
+
+    def housekeeping(self):
+        """From the main loop, every few ms: answer the control files."""
+        if not self.answered_in and self.users:
+            with self.lock:
+                if all(all(li for _, li in self.on_peers(u)) for u in self.users):
+                    self.answered_in = True
+                    ctl_write("n1in")
+        if ctl("n1dead") and not self.picked_out:
+            with self.lock:
+                self.picked_out = True
+                for u in rnd.sample(self.users, min(N1_OUT, len(self.users))):
+                    u.logout_due = True
+                self.res["out"] = sum(1 for u in self.users if u.logout_due)
+        if self.picked_out and not self.answered_out:
+            with self.lock:
+                if all(u.out if u.logout_due else (u.wrote_dead or u.lost) for u in self.users):
+                    self.answered_out = True
+                    ctl_write("n1out")
+        if ctl("n1restart") and not self.counted_restart:
+            with self.lock:
+                self.counted_restart = True
+                # What the peers lack: n1's daemon was dead, so nothing the
+                # users did since n1dead can be there.
+                live = out = 0
+                for u in self.users:
+                    peers = self.on_peers(u)
+                    if u.out and any(li for _, li in peers):
+                        out += 1
+                    elif not u.out and u.wrote_dead and all(c is None or c < u.counter for c, _ in peers):
+                        live += 1
+                self.res["n1only_live"], self.res["n1only_out"] = live, out
+                ctl_write("n1counted")
+
+    def worker(self):
+        conn_box = [None]
+        while not self.stop.is_set():
+            with self.lock:
+                item = heapq.heappop(self.heap) if self.heap else None
+            if item is None:
+                time.sleep(0.01)
+                continue
+            due, i, u = item
+            d = due - time.monotonic()
+            if d > 0 and self.stop.wait(d):
+                break
+            if u.out and not ctl("n1started"):
+                # logged out while the daemon was dead: back once it runs, so
+                # it finds their files missing (a logout), not recreated
+                with self.lock:
+                    heapq.heappush(self.heap, (time.monotonic() + 0.05, i, u))
+                continue
+            w = self.window()
+            action = "logout" if u.logout_due and not u.out else "page"
+            r = http_get(conn_box, "/?action=" + action, dict(u.cookies))
+            with self.lock:
+                if r is None:
+                    self.res["errors"] += 1
+                    u.uncertain = True
+                else:
+                    self.judge(u, w, action, r)
+                if not u.lost:
+                    heapq.heappush(self.heap, (time.monotonic() + N1_GAP, i, u))
+
+    def judge(self, u, w, action, r):
+        status, body, sc = r
+        for k, v in sc:
+            if k in ("SRV", "PHPSESSID"):
+                u.cookies[k] = v
+        m = N1_BODY.search(body)
+        res = self.res[w]
+        if not m:
+            self.res["errors"] += 1
+            self.note("%s: %s answered %d %r" % (u.name, action, status, body.strip()[:60]))
+            return
+        node = m.group(1)
+        res["requests"] += 1
+        res["n1" if node == "n1" else "elsewhere"] += 1
+        first = w in ("restart", "ready") and u.first_after_restart is None
+        bad = False
+        if action == "logout":
+            res["logouts"] += 1
+            if m.group(6) is None:
+                self.res["errors"] += 1
+                self.note("%s: logout answered %r" % (u.name, body.strip()[:60]))
+                return
+            if w != "dead" or node != "n1":
+                self.note("%s logged out on %s in window %s" % (u.name, node, w))
+            u.out = True
+            return
+        if u.out:
+            if m.group(3) is not None:
+                res["resurrected"] += 1
+                bad = True
+                self.note("%s logged out on n1, logged in on %s (%s, counter %s)" % (u.name, node, w, m.group(3)))
+        elif m.group(3) is None:
+            res["stale"] += 1
+            bad = True
+            self.note("%s (counter %d) not logged in on %s (%s)" % (u.name, u.counter, node, w))
+            u.lost = True
+        else:
+            counter = int(m.group(3))
+            seen = counter - 1
+            if seen < u.counter:
+                res["stale"] += 1
+                bad = True
+                self.note("%s: %s saw counter %d, it had seen %d (%s)" % (u.name, node, seen, u.counter, w))
+            elif seen > u.counter and not (u.uncertain and seen == u.counter + 1):
+                res["unexpected"] += 1
+                self.note("%s: %s saw counter %d, only %d was written (%s)" % (u.name, node, seen, u.counter, w))
+            u.counter = counter
+            u.uncertain = False
+            if w == "dead" and node == "n1":
+                u.wrote_dead = True
+        if first:
+            u.first_after_restart = node
+            f = self.res["first_after_restart"]
+            f["n1" if node == "n1" else "elsewhere"] += 1
+            f["bad" if bad else "ok"] += 1
+
+    def finish(self):
+        self.stop.set()
+        for th in self.threads:
+            th.join(10)
+        with self.lock:
+            self.res["first_after_restart"]["missing"] = sum(
+                1 for u in self.users if u.first_after_restart is None and not u.lost)
+            return [{"sid": u.sid, "name": u.name, "counter": u.counter, "out": u.out, "lost": u.lost}
+                    for u in self.users]
+
+
+n1 = N1Users()
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -372,8 +660,13 @@ def main():
                     phases[ph].start()
                 elif kind == "stop":
                     return finish(phases)
+                elif f == "n1login":
+                    seen.add(f)
+                    n1.login_all()
                 else:
                     seen.add(f)   # ready, go, and what this script writes
+            if n1.users:
+                n1.housekeeping()
             for ph, p in phases.items():
                 if p.done.is_set() and ("result-" + ph) not in seen:
                     seen.add("result-" + ph)
@@ -390,11 +683,14 @@ def finish(phases):
     for p in phases.values():
         if p.res["probe_start_ms"] is not None:
             p.done.wait(PROBE_DEADLINE + 5)
-    stats["users"] = len(users)
+    n1_truth = n1.finish()
+    stats["users"] = len(users) + len(n1_truth)
     stats["lost_notes"] = lost_notes[:20]
     with open(os.path.join(T, "truth.json"), "w") as out:
         json.dump([{"sid": u.sid, "name": u.name, "counter": u.counter, "out": u.out, "lost": u.lost}
-                   for u in users], out)
+                   for u in users] + n1_truth, out)
+    with open(os.path.join(T, "n1.json"), "w") as out:
+        json.dump(n1.res, out)
     with open(os.path.join(T, "stats.json"), "w") as out:
         json.dump(stats, out)
     return 0
