@@ -76,7 +76,7 @@ static bool own_on_disk(const struct node *n, const struct node_ent *e) {
 
         if (fstatat(n->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 return true;   /* gone: the check will make it a tombstone; advertise what we hold */
-        return st.st_nlink == 1 && st.st_uid == n->php_uid;
+        return sess_owned(&st, n->php_uid, 0) == 0;
 }
 
 void node_inv_encode(const struct node *n, struct proto_wr *wr) {

@@ -76,13 +76,22 @@ static int open_file(int dirfd, const char *name, int flags, bool *created) {
         return -EAGAIN;
 }
 
-/* Does name still name the inode open as fd? Before removing a name we
- * created: someone may have replaced it since. */
-static bool same_inode_fd(int dirfd, const char *name, int fd) {
-        struct stat a, b;
+/* Does name still name the inode dev:ino? Checked before a name is
+ * removed: someone may have put another file there since. */
+static bool same_inode(int dirfd, const char *name, dev_t dev, ino_t ino) {
+        struct stat st;
 
-        return fstat(fd, &a) == 0 && fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_dev == b.st_dev &&
-               a.st_ino == b.st_ino;
+        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return false;
+        return st.st_dev == dev && st.st_ino == ino;
+}
+
+int sess_owned(const struct stat *st, uid_t owner, int flags) {
+        if (st->st_nlink > 1 && !(flags & SESS_LINKED))
+                return -EMLINK;
+        if (owner != SESS_ANY_OWNER && st->st_uid != owner)
+                return -EPERM;
+        return 0;
 }
 
 int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t owner, struct sess_file *f) {
@@ -119,19 +128,14 @@ int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t ow
                 r = -ENOENT;   /* unlinked (session_destroy) while we waited */
                 goto out;
         }
-        /* Only PHP's own files (docs/DESIGN.md "Only PHP's own files"): a file another uid made is one PHP itself would refuse,
-         * and a second link may name a file outside the directory. A file
-         * we just created is ours until the caller gives it away. */
+        /* Only PHP's own files (docs/DESIGN.md "Only PHP's own files"): a
+         * file another uid made is one PHP itself would refuse, and a
+         * second link may name a file outside the directory. A file we just
+         * created is ours until the caller gives it away. */
         f->uid = st.st_uid;
         f->nlink = st.st_nlink;
-        if (!created && st.st_nlink > 1 && !(flags & SESS_LINKED)) {
-                r = -EMLINK;
+        if (!created && (r = sess_owned(&st, owner, flags)) < 0)
                 goto out;
-        }
-        if (!created && owner != SESS_ANY_OWNER && st.st_uid != owner) {
-                r = -EPERM;
-                goto out;
-        }
         if ((uint64_t)st.st_size > max) {
                 f->len = (size_t)st.st_size;
                 r = -EFBIG;
@@ -161,7 +165,7 @@ out:
         if (fd >= 0) {
                 /* Only while we hold the lock: if PHP opened the file we
                  * created and locked it first, it is PHP's now. */
-                if (created && locked && same_inode_fd(dirfd, name, fd))
+                if (created && locked && same_inode(dirfd, name, st.st_dev, st.st_ino))
                         (void)unlinkat(dirfd, name, 0);
                 close(fd);
         }
@@ -252,18 +256,10 @@ int sess_set_mtime(struct sess_file *f, uint64_t mtime_ns) {
         return 0;
 }
 
-static bool same_inode(int dirfd, const char *name, const struct sess_file *f) {
-        struct stat st;
-
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return false;
-        return st.st_dev == f->dev && st.st_ino == f->ino;
-}
-
 int sess_unlink(int dirfd, const char *name, struct sess_file *f) {
         if (f->fd < 0)
                 return -EBADF;
-        if (!same_inode(dirfd, name, f))
+        if (!same_inode(dirfd, name, f->dev, f->ino))
                 return -ESTALE;
         if (unlinkat(dirfd, name, 0) < 0)
                 return -errno;
@@ -272,7 +268,7 @@ int sess_unlink(int dirfd, const char *name, struct sess_file *f) {
 
 void sess_release(int dirfd, const char *name, struct sess_file *f) {
         if (f->fd >= 0) {
-                if (f->created && !f->written && same_inode(dirfd, name, f))
+                if (f->created && !f->written && same_inode(dirfd, name, f->dev, f->ino))
                         (void)unlinkat(dirfd, name, 0);
                 close(f->fd);   /* drops the flock */
         }

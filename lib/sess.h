@@ -94,6 +94,10 @@ int sess_open(int dirfd, const char *name, int flags, size_t max, struct sess_fi
  * f->uid and f->nlink are then set, for the log. */
 int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t owner, struct sess_file *f);
 
+/* The rule itself, for a file known by its stat (the inventory looks at
+ * files it does not open): 0, -EMLINK or -EPERM as above. */
+int sess_owned(const struct stat *st, uid_t owner, int flags);
+
 /* Replace the content in place: reserve the space first (fallocate), so a
  * full disk fails before the old bytes are touched, then write, truncate to
  * size and set the mtime. On -ENOSPC the file is as it was. */
