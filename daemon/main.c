@@ -44,19 +44,22 @@ static const struct command {
         const char *usage;
         const char *what;
         bool takes_from, takes_json, takes_names;
+        bool ssh;                       /* talks SSH: libssh2 is set up around it */
         int (*run)(const struct conf *c, const struct args *a);
 } commands[] = {
-        { NULL, "sessyncd [-c CONF]", "run the daemon in the foreground", false, false, false, cmd_run },
+        { NULL, "sessyncd [-c CONF]", "run the daemon in the foreground", false, false, false, true, cmd_run },
         { "serve", "sessyncd -c CONF --serve --from PEER | --any-peer",
-          "forced command: relay the SSH channel to the daemon, for that peer only", true, false, false, cmd_serve },
+          "forced command: relay the SSH channel to the daemon, for that peer only", true, false, false, false,
+          cmd_serve },
         { "full-sync", "sessyncd -c CONF --full-sync [PEER...]",
-          "push every session each peer lacks; wait for acknowledgements", false, false, true, cmd_full_sync },
+          "push every session each peer lacks; wait for acknowledgements", false, false, true, true, cmd_full_sync },
         { "status", "sessyncd -c CONF --status [--json]", "per-peer state from the running daemon", false, true, false,
-          cmd_status },
+          false, cmd_status },
         { "wait-ready", "sessyncd -c CONF --wait-ready [SECONDS]",
-          "wait until the daemon has caught up with its peers (default 60 s)", false, false, true, cmd_wait_ready },
+          "wait until the daemon has caught up with its peers (default 60 s)", false, false, true, false,
+          cmd_wait_ready },
         { "check-config", "sessyncd -c CONF --check-config", "validate the configuration and exit", false, false, false,
-          cmd_check },
+          false, cmd_check },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -96,35 +99,13 @@ static int load(const char *path, struct conf **ret) {
         return 0;
 }
 
-/* The commands that talk SSH need libssh2 set up around them. */
-static int with_ssh(int (*fn)(const struct conf *c, const struct args *a), const struct conf *c,
-                    const struct args *a) {
-        int code;
-
-        if (libssh2_init(0) != 0) {
-                fprintf(stderr, "sessyncd: libssh2_init failed\n");
-                return 1;
-        }
-        code = fn(c, a);
-        libssh2_exit();
-        return code;
-}
-
-static int run_daemon(const struct conf *c, const struct args *a) {
+static int cmd_run(const struct conf *c, const struct args *a) {
         (void)a;
         return daemon_run(c);
 }
 
-static int run_full_sync(const struct conf *c, const struct args *a) {
-        return daemon_full_sync(c, a->names, a->n_names);
-}
-
-static int cmd_run(const struct conf *c, const struct args *a) {
-        return with_ssh(run_daemon, c, a);
-}
-
 static int cmd_full_sync(const struct conf *c, const struct args *a) {
-        return with_ssh(run_full_sync, c, a);
+        return daemon_full_sync(c, a->names, a->n_names);
 }
 
 static int cmd_serve(const struct conf *c, const struct args *a) {
@@ -231,7 +212,14 @@ int main(int argc, char **argv) {
         /* A peer or the daemon closing on us is an error to report, never a
          * silent death (the CLI, the relay and the daemon alike). */
         signal(SIGPIPE, SIG_IGN);
-        code = cmd->run(conf, &a);
+        if (cmd->ssh && libssh2_init(0) != 0) {
+                fprintf(stderr, "sessyncd: libssh2_init failed\n");
+                code = 1;
+        } else {
+                code = cmd->run(conf, &a);
+                if (cmd->ssh)
+                        libssh2_exit();
+        }
         conf_free(conf);
         return code;
 }

@@ -106,6 +106,8 @@ enum node_ack_result node_ack(struct node *n, size_t idx, const struct proto_msg
  * received what every reachable peer held that beats its own? Latched once
  * true; also decides (and logs) which peers stalled past ready_timeout. */
 bool node_ready(struct node *n);
+/* Has peer idx sent everything it held newer (its catch-up is done)? */
+bool node_ready_peer_done(const struct node *n, size_t idx);
 /* Why peer idx does (not) hold readiness, as text: "done", "receiving: N
  * of M to go", ... Returns buf. */
 const char *node_ready_why(const struct node *n, size_t idx, char *buf, size_t size);

@@ -108,6 +108,10 @@ bool node_ready(struct node *n) {
         return true;
 }
 
+bool node_ready_peer_done(const struct node *n, size_t idx) {
+        return n->peer[idx].catchup == NODE_CU_DONE;
+}
+
 size_t node_changed_at_start(const struct node *n) {
         return n->changed_at_start;
 }

@@ -2,7 +2,6 @@
 
 #include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "daemon/node.h"
 #include "daemon/peer.h"
@@ -71,9 +70,9 @@ static void render_ready(struct node *n, struct proto_wr *wr) {
         }
         proto_put_fmt(wr, "not ready");
         for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
-                if (strcmp(node_ready_why(n, i, why, sizeof(why)), "done") == 0)
+                if (node_ready_peer_done(n, i))
                         continue;
-                proto_put_fmt(wr, "%s%s %s", sep, node_conf(n)->peers[i].name, why);
+                proto_put_fmt(wr, "%s%s %s", sep, node_conf(n)->peers[i].name, node_ready_why(n, i, why, sizeof(why)));
                 sep = "; ";
         }
         proto_put_fmt(wr, "\n");
