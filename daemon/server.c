@@ -1,20 +1,17 @@
 #include "daemon/server.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
+#include "daemon/sock.h"
 #include "daemon/status.h"
 #include "daemon/wire.h"
 #include "proto/msg.h"
@@ -270,25 +267,14 @@ static void on_conn(struct loop *l, uint32_t events, void *ctx) {
                 conn_update_events(c);
 }
 
-/* docs/DESIGN.md "The socket": root, the daemon's own user and members of
- * the socket's group (the account that runs the relay) may connect; the
- * file mode says the same, this holds even if the mode or a directory above
- * is too open. */
+/* A client the socket refuses is logged at most once a minute, with the
+ * count of those that were not. */
 static bool client_allowed(struct server *s, int fd) {
         struct ucred cr;
-        socklen_t len = sizeof(cr);
-        gid_t groups[256];
-        socklen_t glen = sizeof(groups);
         uint64_t now;
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-                return false;
-        if (cr.uid == 0 || cr.uid == geteuid() || cr.gid == s->gid)
+        if (sock_client_allowed(fd, s->gid, &cr))
                 return true;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0)
-                for (size_t i = 0; i < glen / sizeof(groups[0]); i++)
-                        if (groups[i] == s->gid)
-                                return true;
         now = loop_clock_ms();
         if (s->refused_ms && now - s->refused_ms < 60000) {
                 s->refused_quiet++;
@@ -302,20 +288,6 @@ static bool client_allowed(struct server *s, int fd) {
         return false;
 }
 
-/* Tell a refused client why, in one frame it can print, without waiting
- * for it: a full socket buffer just loses the reason. */
-static void refuse_client(int fd) {
-        static const char why[] = "not allowed: only root, sessyncd's user and members of the socket's group may "
-                                  "use this socket";
-        struct proto_msg m = { .type = PROTO_ERROR, .data = (const uint8_t *)why, .data_len = sizeof(why) - 1 };
-        struct proto_wr wr;
-
-        proto_wr_init(&wr);
-        if (proto_msg_encode(&wr, &m) == 0)
-                (void)send(fd, wr.buf, wr.len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        proto_wr_free(&wr);
-}
-
 static void on_accept(struct loop *l, uint32_t events, void *ctx) {
         struct server *s = ctx;
 
@@ -327,7 +299,7 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
                 if (fd < 0)
                         return;
                 if (!client_allowed(s, fd)) {
-                        refuse_client(fd);
+                        sock_refuse(fd);
                         close(fd);
                         continue;
                 }
@@ -401,63 +373,8 @@ static int64_t on_tick(struct loop *l, void *ctx) {
         return SRV_TICK_MS;
 }
 
-static int bind_socket(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        char *dir = NULL;
-        mode_t old_mask;
-        int fd = -1, r;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        dir = strdup(path);
-        if (dir) {
-                (void)mkdir(dirname(dir), 0750);
-                free(dir);
-        }
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        /* The socket file is made 0660 by the umask at bind: no chmod by
-         * path afterwards, which would follow a symlink put in its place. */
-        old_mask = umask(0117);
-        r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-        umask(old_mask);
-        if (r < 0) {
-                int probe;
-
-                if (r != -EADDRINUSE)
-                        goto fail;
-                /* A socket file is left over: in use only if someone answers. */
-                probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-                if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-                        close(probe);
-                        r = -EADDRINUSE;
-                        goto fail;
-                }
-                if (probe >= 0)
-                        close(probe);
-                (void)unlink(path);
-                old_mask = umask(0117);
-                r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-                umask(old_mask);
-                if (r < 0)
-                        goto fail;
-        }
-        /* The SSH account that runs --serve reaches us through the group. */
-        if (listen(fd, 64) < 0) {
-                r = -errno;
-                goto fail;
-        }
-        return fd;
-fail:
-        close(fd);
-        return r;
-}
-
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret) {
         struct server *s = calloc(1, sizeof(*s));
-        struct stat st;
         int r;
 
         if (!s)
@@ -466,15 +383,12 @@ int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct
         s->conf = node_conf(n);
         s->peers = peers;
         s->loop = l;
-        s->fd = bind_socket(s->conf->socket);
+        s->fd = sock_bind(s->conf->socket, &s->gid);
         if (s->fd < 0) {
                 r = s->fd;
                 free(s);
                 return r;
         }
-        /* The socket file's group: ours, or its directory's if that is
-         * setgid. lstat: the name is ours now, and is not followed. */
-        s->gid = lstat(s->conf->socket, &st) == 0 && S_ISSOCK(st.st_mode) ? st.st_gid : getegid();
         s->tick = loop_timer_new(s->loop, on_tick, s);
         r = s->tick ? loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg) : -ENOMEM;
         if (r < 0) {
