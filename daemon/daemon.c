@@ -147,7 +147,7 @@ void daemon_turn(struct loop *l, void *ctx) {
                 d->first_turn_done = true;
                 if (node_changed_at_start(d->node) > 0 && d->health)
                         log_info("PHP changed %zu session(s) here while sessyncd was not running: until ready, the "
-                                 "health check says \"drain\" (users already here stay, no new ones)",
+                                 "health check says \"up drain\" (users already here stay, no new ones)",
                                  node_changed_at_start(d->node));
         }
         (void)node_ready(d->node);   /* logs when it becomes ready, and which peers it stopped waiting for */
