@@ -84,3 +84,22 @@ uninstall:
 
 clean:
 	rm -rf build sessyncd
+
+# A Debian package (README.md "Debian package"): dpkg-buildpackage in a copy
+# of the source under $(BUILD)/deb, so the worktree stays clean and the
+# results, which dpkg-buildpackage writes into the copy's parent directory,
+# stay under $(BUILD). Then lintian, which fails it on any warning or error
+# not overridden in debian/sessync.lintian-overrides.
+DEB_DIR := $(BUILD)/deb
+.PHONY: deb
+deb:
+	@v=$$(dpkg-parsechangelog -S Version) && [ "$$v" = "$(VERSION)" ] || \
+	  { echo "deb: debian/changelog is at $$v but VERSION is $(VERSION): add a changelog entry" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/sessync-$(VERSION)
+	tar -c --exclude=./.git --exclude=./build --exclude=./$(BUILD) --exclude=./sessyncd \
+	    --exclude='*.o' --exclude=__pycache__ . | tar -x -C $(DEB_DIR)/sessync-$(VERSION)
+	cd $(DEB_DIR)/sessync-$(VERSION) && dpkg-buildpackage -us -uc -b
+	rm -rf $(DEB_DIR)/sessync-$(VERSION)
+	lintian -I --pedantic --show-overrides --fail-on error,warning $(DEB_DIR)/sessync_$(VERSION)_*.changes
+	@ls -l $(DEB_DIR)/*.deb
