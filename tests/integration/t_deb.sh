@@ -173,6 +173,8 @@ check "PHP (www-data, its own groups) cannot read the config" not quiet as www-d
 check "PHP (www-data, its own groups) cannot read the key" not quiet as www-data cat /etc/sessync/id_ed25519
 check "the daemon (www-data with the unit's Group=sessync) reads the key" \
 	quiet in_ns setpriv --reuid=www-data --regid=sessync --clear-groups -- cat /etc/sessync/id_ed25519
+out=$(in_ns setpriv --reuid=www-data --regid=sessync --clear-groups -- /usr/sbin/sessyncd -c /etc/sessync/sessync.conf --check-config 2>&1)
+assert_eq "$?" 0 "the unit's ExecStartPre (--check-config, as www-data:sessync) accepts the shipped config: $out"
 out=$(as sessync /bin/sh -c '/usr/sbin/sessyncd -c /etc/sessync/sessync.conf --serve' </dev/null 2>&1)
 assert_eq "$?" 2 "the forced command as sessync, without --from: refused with exit 2 (config read, rule applied)"
 sed 's/^/#   | /' <<<"$out"
