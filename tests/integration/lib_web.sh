@@ -62,7 +62,7 @@ web_cluster_create() {
 _web_fpm_bin() {
 	local f
 	if [[ -n $IT_PHP_FPM ]]; then echo "$IT_PHP_FPM"; return 0; fi
-	f=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -n 1)
+	f=$(printf '%s\n' /usr/sbin/php-fpm* | sort -V | tail -n 1)
 	[[ -x $f ]] || { echo "php-fpm not installed (package php-fpm, tests/deps)" >&2; return 1; }
 	echo "$f"
 }
@@ -243,6 +243,7 @@ node_crash() {
 		mapfile -t -O "${#all[@]}" all < <(_it_descendants "$p")
 	done
 	IT_CRASHED=("${all[@]}")
+	# shellcheck disable=SC2034  # the caller's clock
 	IT_CRASH_MS=$(now_ms)
 	((${#all[@]})) && kill -KILL "${all[@]}"
 	rm -f "$d/web.pid" "$d/fpm.pid" "$d/sshd/pid" "$d/sshd/sshd.pid" "$d/daemon.pid"

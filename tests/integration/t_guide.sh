@@ -46,7 +46,7 @@ if [[ $(id -u) != 0 ]]; then
 	echo "# SKIP t_guide: needs root (network and mount namespaces, useradd in them)"
 	exit 77
 fi
-FPM_BIN=$(ls /usr/sbin/php-fpm* 2>/dev/null | sort -V | tail -n 1)   # Debian 12: php-fpm8.2
+FPM_BIN=$(printf '%s\n' /usr/sbin/php-fpm* | sort -V | tail -n 1)   # Debian 12: php-fpm8.2
 FPM_UNIT=php${FPM_BIN#/usr/sbin/php-fpm}-fpm                        # its unit: php8.2-fpm
 for c in ip unshare nsenter setpriv php curl ssh-keyscan ssh-keygen useradd python3 "$IT_SSHD" \
 	"${FPM_BIN:-php-fpm}" nginx; do
