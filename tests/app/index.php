@@ -1,6 +1,7 @@
 <?php
 // The demo app: log in, see who is logged in with a counter, log out.
-// Each node serves it with `php -S`; sessions live in that node's directory,
+// Each node serves it with php-fpm behind nginx (or `php -S`:
+// tests/integration/lib_web.sh); sessions live in that node's directory,
 // which sessyncd replicates. NODE names the node that answered.
 header('Content-Type: text/plain');
 $node = getenv('NODE') ?: 'unknown';
@@ -14,6 +15,8 @@ case 'login':
     session_regenerate_id(true);
     $_SESSION['user'] = (string)($_GET['user'] ?? 'alice');
     $_SESSION['counter'] = 0;
+    if (isset($_GET['cart']))   // a bigger session: items 1..cart
+        $_SESSION['cart'] = range(1, max(1, min(10000, (int)$_GET['cart'])));
     echo "node=$node logged-in user={$_SESSION['user']}\n";
     break;
 case 'logout':

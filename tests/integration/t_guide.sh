@@ -26,9 +26,14 @@
 # ReadWritePaths=, PrivateTmp=, a clean environment; the other sandboxing
 # lines, seccomp and capabilities, are not emulated).
 #
-# Then: --status as root, as sessync and as another member of sessync (and
-# refused for others); a login on web1 through PHP's own files handler
-# (php -S as www-data) read on web2 and a logout on web2 that reaches web1;
+# Then step 8's web tier, from Debian's packages with their own configs:
+# the drop-ins of conf/systemd installed, php-fpm (Debian's pool "www", as
+# www-data) and nginx (a site for it: not in the guide) started as systemd
+# would start them with those drop-ins: their ExecStartPre=, sessyncd
+# --wait-ready, first. Then: --status as root, as sessync and as another
+# member of sessync (and refused for others); a login on web1 through PHP's
+# own files handler (php-fpm behind nginx) read on web2 and a logout on web2
+# that reaches web1;
 # what the layout closes (a file not PHP's does not travel, PHP cannot read
 # the key or the config, --serve needs --from); step 3's warning (Debian's
 # 1733 directory is refused); and the machine's own files untouched.
@@ -41,7 +46,10 @@ if [[ $(id -u) != 0 ]]; then
 	echo "# SKIP t_guide: needs root (network and mount namespaces, useradd in them)"
 	exit 77
 fi
-for c in ip unshare nsenter setpriv php curl ssh-keyscan ssh-keygen useradd python3 "$IT_SSHD"; do
+FPM_BIN=$(printf '%s\n' /usr/sbin/php-fpm* | sort -V | tail -n 1)   # Debian 12: php-fpm8.2
+FPM_UNIT=php${FPM_BIN#/usr/sbin/php-fpm}-fpm                        # its unit: php8.2-fpm
+for c in ip unshare nsenter setpriv php curl ssh-keyscan ssh-keygen useradd python3 "$IT_SSHD" \
+	"${FPM_BIN:-php-fpm}" nginx; do
 	command -v "$c" >/dev/null || { echo "# SKIP t_guide: $c not installed (tests/deps)"; exit 77; }
 done
 
@@ -234,12 +242,20 @@ node_create() {
 	done
 	install -d -m 0755 "$d/var/lib/php" "$d/var/www/html" "$d/run/sshd" || return 1
 	install -d -m 1733 "$d/var/lib/php/sessions" || return 1
+	# ... and what nginx-common ships (its log and state directories)
+	for e in /var/log/nginx /var/lib/nginx; do
+		[[ -d $e ]] && install -d -m "$(stat -c %a "$e")" -o "$(stat -c %u "$e")" -g "$(stat -c %g "$e")" "$d$e"
+	done
 	cat >"$d/var/www/html/index.php" <<-'EOF'
 		<?php
 		// t_guide's application: log in, who am I, log out.
 		header('Content-Type: text/plain');
-		session_start();
 		$do = $_GET['do'] ?? 'whoami';
+		if ($do === 'ping') {   // is PHP there: no session
+		    echo "pong\n";
+		    return;
+		}
+		session_start();
 		if ($do === 'login') {
 		    $_SESSION['uid'] = 42;
 		    $_SESSION['login_node'] = gethostname();
@@ -443,9 +459,11 @@ guide_cleanup() {
 	for n in "${NS_MADE[@]}"; do ip netns delete "$n" 2>/dev/null; done
 	if ((rc != 0 && rc != 77)) || ((IT_FAILS)); then
 		for i in 1 2; do
-			[[ -s $T/n$i/web.log ]] || continue
-			echo "# ---- tail $T/n$i/web.log"
-			tail -n "${IT_LOG_TAIL:-20}" "$T/n$i/web.log" | sed 's/^/#   /'
+			for f in "$T/n$i/web.log" "$T/n$i/var/log/$FPM_UNIT.log" "$T/n$i/var/log/nginx/error.log"; do
+				[[ -s $f ]] || continue
+				echo "# ---- tail $f"
+				tail -n "${IT_LOG_TAIL:-20}" "$f" | sed 's/^/#   /'
+			done
 		done
 	fi
 	(exit "$rc")
@@ -460,7 +478,8 @@ host_before=$(host_sum)
 host_paths() {
 	local p
 	for p in /etc/sessync /etc/systemd/system/sessyncd.service /var/lib/sessync /var/lib/sessync-ssh /run/sessync \
-		/usr/local/sbin/sessyncd; do
+		/usr/local/sbin/sessyncd /etc/systemd/system/"$FPM_UNIT".service.d /etc/systemd/system/nginx.service.d \
+		/etc/nginx/sites-enabled/app; do
 		[[ -e $p ]] && echo "$p"
 	done
 }
@@ -502,11 +521,16 @@ for i in 1 2; do
 	run_guide "$i" "$w" "step 3 (fstab line, mount /var/lib/php/sessions)" "$(subst "$i" "$STEP3")"
 	assert_eq "$(in_node "$i" stat -c '%a %U:%G' /var/lib/php/sessions)" "700 www-data:www-data" \
 		"${NAME[$i]}: /var/lib/php/sessions is the tmpfs, 0700 www-data"
+	# php.ini: the CLI's and php-fpm's (step 8 serves PHP with php-fpm)
 	ini=$(in_node "$i" php --ini | awk -F': *' '/^Loaded Configuration File/ { print $2 }')
 	run_guide "$i" "$w" "step 3 (php.ini: $PHP_INI_LINE)" "echo '$PHP_INI_LINE' >> $ini"
+	ini=$(in_node "$i" "$FPM_BIN" -i | awk -F' => ' '/^Loaded Configuration File/ { print $2 }')
+	run_guide "$i" "$w" "step 3 ($FPM_UNIT's php.ini: $PHP_INI_LINE)" "echo '$PHP_INI_LINE' >> $ini"
 	assert_eq "$(in_node "$i" setpriv --reuid=www-data --regid=www-data --init-groups \
 		php -r 'echo ini_get("session.save_path");')" "/var/lib/php/sessions" \
 		"${NAME[$i]}: PHP (www-data) saves sessions in /var/lib/php/sessions"
+	assert_eq "$(in_node "$i" "$FPM_BIN" -i | awk -F' => ' '$1 == "session.save_path" { print $2 }')" \
+		"/var/lib/php/sessions" "${NAME[$i]}: so does $FPM_UNIT"
 
 	step "$i" 4 "Config $CONF_PATH"
 	ini_text=$(subst "$i" "$CONF_INI")
@@ -612,15 +636,76 @@ out=$(status_as 1 --reuid=nobody --regid=nogroup --init-groups)
 check "web1: --status as nobody (not in sessync) is refused" not grep -Eq '^web2 +connected' <<<"$out"
 sed 's/^/#   | /' <<<"$out"
 
-# ---------------------------------------------------------------- PHP as www-data
-echo "# ---- PHP as www-data: php -S on each node's address, port $WEB_PORT"
-_web_up() { in_node "$1" curl -s -o /dev/null "http://${ADDR[$1]}:$WEB_PORT/robots.txt"; }   # a 404, no session
+# ---------------------------------------------------------------- step 8: php-fpm and nginx
+# "install conf/systemd/... under /etc/systemd/system/": the drop-ins,
+# then what `systemctl daemon-reload && systemctl restart` runs for each:
+# the drop-in's ExecStartPre= (sessyncd --wait-ready), then the package's
+# server, in the foreground (our child, stopped by PID).
+DROPINS=$(guide_step 8 | spans | grep -E '^conf/systemd/[^ ]+\.service\.d/[^ ]+\.conf$')
+need DROPINS "step 8's conf/systemd/*.service.d/*.conf drop-ins"
+[[ $DROPINS == *"conf/systemd/$FPM_UNIT.service.d/"* && $DROPINS == *"conf/systemd/nginx.service.d/"* ]] ||
+	it_abort "step 8 no longer installs drop-ins for $FPM_UNIT and nginx: got $DROPINS"
+FPM_START=$(awk '/^\[/ { s = ($0 == "[Service]"); next } s && /^ExecStart=/ { sub(/^ExecStart=/, ""); print }' \
+	"/lib/systemd/system/$FPM_UNIT.service" 2>/dev/null)
+[[ -n $FPM_START && $FPM_START != *[\"\'\$\\]* ]] ||
+	it_abort "$FPM_UNIT.service's ExecStart= is not a plain command line: '$FPM_START'"
+NGINX_START="nginx -g 'daemon off;'"   # nginx.service forks (daemon on); here: our child
+
+# dropin_pre I SERVICE: run the ExecStartPre= lines of node I's installed
+# drop-ins for SERVICE as root (the services' own user), as systemd would.
+dropin_pre() {
+	local i=$1 f pre
+	for f in "$(node_root "$i")/etc/systemd/system/$2.service.d"/*.conf; do
+		[[ -f $f ]] || return 1
+		while read -r pre; do
+			[[ $pre != [-+@!:]* && $pre != *[\"\'\$\\]* ]] || return 1
+			echo "#   ${NAME[$i]} (systemd, $2, ExecStartPre): $pre"
+			# shellcheck disable=SC2086  # a plain command line, checked above
+			in_node "$i" env -i -C / PATH="$ADMIN_PATH" $pre </dev/null >>"$T/n$i/web.log" 2>&1 || return 1
+		done < <(awk '/^\[/ { s = ($0 == "[Service]"); next } s && /^ExecStartPre=/ { sub(/^ExecStartPre=/, ""); print }' "$f")
+	done
+}
+_fpm_up() { [[ -S $(node_root "$1")/run/php/$FPM_UNIT.sock ]]; }
+_web_up() { [[ $(in_node "$1" curl -s --max-time 2 "http://${ADDR[$1]}:$WEB_PORT/?do=ping") == pong ]]; }
+
+echo "# ---- step 8: the web server waits for readiness: php-fpm ($FPM_UNIT, pool www as www-data) behind nginx"
 for i in 1 2; do
-	in_node_exec "$i" setpriv --reuid=www-data --regid=www-data --init-groups -- \
-		env -i -C /var/www PATH="$ADMIN_PATH" HOME=/var/www \
-		php -S "${ADDR[$i]}:$WEB_PORT" -t /var/www/html </dev/null >>"$T/n$i/web.log" 2>&1 &
+	for p in $DROPINS; do
+		run_guide "$i" "$REPO" "step 8 (install $p)" "install -D -m 0644 $p /etc/systemd/system/${p#conf/systemd/}"
+	done
+	# Not in the guide: nginx's site for PHP, as Debian's default site
+	# shows it (commented out there), on this node's address; the default
+	# site (port 80, also [::]) is taken out of this node's copy of /etc.
+	echo "#   ${NAME[$i]}# (not in the guide) /etc/nginx/sites-enabled/app: ${ADDR[$i]}:$WEB_PORT, *.php to /run/php/$FPM_UNIT.sock"
+	rm -f "$T/n$i/etc/nginx/sites-enabled/default"
+	cat >"$T/n$i/etc/nginx/sites-enabled/app" <<-EOF
+		server {
+		    listen ${ADDR[$i]}:$WEB_PORT;
+		    root /var/www/html;
+		    index index.php;
+		    location / { try_files \$uri \$uri/ =404; }
+		    location ~ \.php\$ {
+		        include snippets/fastcgi-php.conf;
+		        fastcgi_pass unix:/run/php/$FPM_UNIT.sock;
+		    }
+		}
+	EOF
+	# /run/php: what $FPM_UNIT's tmpfiles.d line makes at boot
+	in_node "$i" install -d -o www-data -g www-data -m 0755 /run/php
+	echo "#   ${NAME[$i]}# systemctl daemon-reload && systemctl restart $FPM_UNIT nginx   (emulated: no systemd here)"
+	check "${NAME[$i]}: $FPM_UNIT's drop-in: ExecStartPre (sessyncd --wait-ready) passes" dropin_pre "$i" "$FPM_UNIT"
+	echo "#   ${NAME[$i]} (systemd, $FPM_UNIT): $FPM_START"
+	# shellcheck disable=SC2086  # a plain command line, checked above
+	in_node_exec "$i" env -i -C / PATH="$ADMIN_PATH" $FPM_START </dev/null >>"$T/n$i/web.log" 2>&1 &
 	it_track_pid "$!"
-	check "${NAME[$i]}: php -S as www-data answers on ${ADDR[$i]}:$WEB_PORT" wait_until 5 _web_up "$i"
+	check "${NAME[$i]}: $FPM_UNIT listens on /run/php/$FPM_UNIT.sock" _it_wait_start "$!" _fpm_up "$i"
+	check "${NAME[$i]}: nginx's drop-in: ExecStartPre (sessyncd --wait-ready) passes" dropin_pre "$i" nginx
+	echo "#   ${NAME[$i]} (systemd, nginx, in the foreground): $NGINX_START"
+	in_node_exec "$i" env -i -C / PATH="$ADMIN_PATH" nginx -g 'daemon off;' </dev/null >>"$T/n$i/web.log" 2>&1 &
+	it_track_pid "$!"
+	check "${NAME[$i]}: nginx -> php-fpm answers on ${ADDR[$i]}:$WEB_PORT" _it_wait_start "$!" _web_up "$i"
+	assert_eq "$(ps -o user= --ppid "$(cat "$(node_root "$i")/run/php/$FPM_UNIT.pid" 2>/dev/null || echo 0)" | sort -u | paste -sd' ')" \
+		"www-data" "${NAME[$i]}: php-fpm's workers (pool www) run as www-data"
 done
 
 # web I QUERY [COOKIE]: one request to node I's PHP, from inside node I.
@@ -693,6 +778,6 @@ fi
 
 # ---------------------------------------------------------------- the machine after
 assert_eq "$(host_sum)" "$host_before" "the machine's /etc/passwd, group, shadow, gshadow, fstab are unchanged"
-assert_eq "$(host_paths)" "$host_paths_before" "no /etc/sessync, unit, /var/lib/sessync*, /run/sessync or /usr/local/sbin/sessyncd appeared on the machine"
+assert_eq "$(host_paths)" "$host_paths_before" "no /etc/sessync, unit, drop-in, nginx site, /var/lib/sessync*, /run/sessync or /usr/local/sbin/sessyncd appeared on the machine"
 assert_eq "$(findmnt -rn -o TARGET /var/lib/php/sessions)" "$host_mounts_before" "the machine's /var/lib/php/sessions is not mounted over"
 it_finish

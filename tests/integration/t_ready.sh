@@ -71,6 +71,10 @@
 # after ~3 s with n3 not waited for, the port says "up", n1 is back in.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
+# php -S as root (lib_web.sh IT_WEB=phps): this test also writes sessions
+# with lib.sh's php_session (PHP as root) and plants files of other owners
+# next to PHP's, so PHP's user here is root.
+: "${IT_WEB:=phps}"
 . "$(dirname "$0")/lib_web.sh"
 . "$(dirname "$0")/lib_faults.sh"
 export IT_LOG_LEVEL=${IT_LOG_LEVEL:-info}
