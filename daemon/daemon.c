@@ -19,6 +19,7 @@
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
+#include "daemon/reload.h"
 #include "daemon/server.h"
 #include "daemon/strict.h"
 #include "daemon/watch.h"
@@ -116,6 +117,7 @@ void daemon_close(struct daemon *d) {
         loop_free(d->loop);
         if (d->dirfd >= 0)
                 close(d->dirfd);
+        conf_free(d->conf_owned);
         memset(d, 0, sizeof(*d));
         d->dirfd = -1;
         d->sigfd = -1;
@@ -171,6 +173,8 @@ static void on_watch(void *ctx, const char *name, uint32_t mask) {
         loop_stop(d->loop, 1);
 }
 
+static void reconf_timers(struct daemon *d);
+
 static void on_signal(struct loop *l, uint32_t events, void *ctx) {
         struct daemon *d = ctx;
         struct signalfd_siginfo si;
@@ -178,7 +182,9 @@ static void on_signal(struct loop *l, uint32_t events, void *ctx) {
         (void)events;
         while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
                 if (si.ssi_signo == SIGHUP) {
-                        log_info("SIGHUP: configuration is read at start only; restart to apply changes");
+                        log_info("SIGHUP: reloading %s", d->conf->path);
+                        if (reload_config(d) == 0)
+                                reconf_timers(d);
                         continue;
                 }
                 log_info("signal %u: stopping", si.ssi_signo);
@@ -247,6 +253,20 @@ static int64_t on_metrics(struct loop *l, void *ctx) {
         return METRICS_MS;
 }
 
+/* At start and after a reload: the timers whose existence depends on the
+ * config (metrics_file). */
+static void reconf_timers(struct daemon *d) {
+        if (d->conf->metrics_file && !d->metrics && (d->metrics = loop_timer_new(d->loop, on_metrics, d)))
+                loop_timer_arm(d->loop, d->metrics, 0);
+        else if (d->conf->metrics_file && d->metrics)
+                loop_timer_arm(d->loop, d->metrics, 0);   /* a new path gets its first write now */
+        if (!d->conf->metrics_file && d->metrics) {
+                loop_del_timer(d->loop, d->metrics);
+                d->metrics = NULL;
+        }
+        d->metrics_failed = false;
+}
+
 int daemon_signals(struct daemon *d) {
         sigset_t set;
 
@@ -301,12 +321,9 @@ int daemon_run(const struct conf *c) {
         if (!d.housekeeping)
                 goto out;
         loop_timer_arm(d.loop, d.housekeeping, HOUSEKEEPING_MS);
-        if (c->metrics_file) {
-                d.metrics = loop_timer_new(d.loop, on_metrics, &d);
-                if (!d.metrics)
-                        goto out;
-                loop_timer_arm(d.loop, d.metrics, 0);
-        }
+        reconf_timers(&d);
+        if (c->metrics_file && !d.metrics)
+                goto out;
         for (size_t i = 0; i < c->n_peers; i++)
                 peer_start(d.peers[i], false);
         loop_set_before_sleep(d.loop, daemon_turn, &d);
@@ -321,7 +338,7 @@ int daemon_run(const struct conf *c) {
         }
 out:
         if (d.server)
-                (void)unlink(c->socket);
+                (void)unlink(d.conf->socket);   /* read at start only: the same after a reload */
         daemon_close(&d);
         return code;
 }

@@ -19,7 +19,8 @@ struct state;
 struct watch;
 
 struct daemon {
-        const struct conf *conf;
+        const struct conf *conf;        /* the running config: the caller's, or conf_owned */
+        struct conf *conf_owned;        /* the last reload's (daemon/reload.c), NULL before */
         int dirfd;
         struct loop *loop;
         struct node *node;

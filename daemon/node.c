@@ -94,6 +94,8 @@ static void ent_free(struct node *n, struct node_ent *e) {
                 return;
         node_turn_drop(n, e);
         delta_sig_free(e->sig);
+        if (e->peer != (struct node_ent_peer *)(e + 1))
+                free(e->peer);   /* a reload moved it (node_peers.c) */
         free(e->name);
         free(e);
 }
@@ -137,6 +139,7 @@ struct node_ent *node_ensure(struct node *n, const char *name) {
         e = calloc(1, sizeof(*e) + n->n_peers * sizeof(e->peer[0]));
         if (!e)
                 return NULL;
+        e->peer = (struct node_ent_peer *)(e + 1);
         e->name = strdup(name);
         if (!e->name) {
                 free(e);

@@ -56,6 +56,15 @@ void node_set_state(struct node *n, struct state *s);
  * the daemon's own user. */
 void node_set_php_user(struct node *n, uid_t uid, gid_t gid);
 
+/* Reload (node_peers.c, docs/DESIGN.md "Reload"): c (not owned; it must
+ * outlive the node or the next call) replaces the config. node_set_conf
+ * when the peers are the same, in the same order; node_set_peers when they
+ * changed: old_of_new[j] is the old index of c's peer j, or NODE_NO_PEER
+ * for a new one; old peers not listed are dropped. Returns 0, or -ENOMEM
+ * with the node unchanged. */
+#define NODE_NO_PEER ((size_t)-1)
+void node_set_conf(struct node *n, const struct conf *c);
+int node_set_peers(struct node *n, const struct conf *c, const size_t *old_of_new);
 const struct conf *node_conf(const struct node *n);
 size_t node_n_files(const struct node *n);
 size_t node_n_tombs(const struct node *n);

@@ -13,6 +13,7 @@
  *   node_sync.c   catch-up and inventories
  *   node_send.c   the frame for one entry and one peer; its ACK
  *   node_recv.c   applying a peer's frame
+ *   node_peers.c  a reload's new peer list: every per-peer slot re-indexed
  * Timers are created by the file whose callback they run. */
 #ifndef SESSYNC_DAEMON_NODE_INT_H
 #define SESSYNC_DAEMON_NODE_INT_H
@@ -65,7 +66,10 @@ struct node_ent {
         uint8_t *tdata;         /* node_turn.c: this turn's read of the file (shared by all peers) */
         size_t tlen;
         uint64_t tturn;
-        struct node_ent_peer peer[]; /* one per configured peer, in conf order */
+        /* One per configured peer, in conf order: allocated right after
+         * the entry, until a reload with other peers gives it its own
+         * array (node_peers.c). */
+        struct node_ent_peer *peer;
 };
 
 /* A FIFO of entries: push at the end, pop from head. */
@@ -151,7 +155,6 @@ bool node_forgettable(const struct node *n, const struct proto_ver *v);
 /* e's state changed, or peer idx sent a frame for e (from_peer): what e
  * still wants from its peers is looked at again. */
 void node_ready_seen(struct node *n, struct node_ent *e, size_t from_peer);
-#define NODE_NO_PEER ((size_t)-1)
 /* Catch-up with peer idx compared inventories: e is (not) wanted from it. */
 void node_ready_want(struct node *n, struct node_ent *e, size_t idx, bool want);
 /* The first catch-up of peer idx is done (INV_END) / begins. */

@@ -376,6 +376,14 @@ void peer_free(struct peer *p) {
         free(p);
 }
 
+void peer_set_conf(struct peer *p, const struct conf *c, size_t idx) {
+        p->conf = c;
+        p->idx = idx;
+        p->cp = &c->peers[idx];
+        if (p->ssh)
+                peer_ssh_set_conf(p->ssh, c, p->cp);
+}
+
 void peer_start(struct peer *p, bool once) {
         p->once = once;
         p->failed = false;

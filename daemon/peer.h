@@ -33,6 +33,9 @@ enum peer_state {
 
 int peer_new(struct node *n, const struct conf *c, struct loop *l, size_t idx, struct peer **ret);
 void peer_free(struct peer *p);
+/* Reload (docs/DESIGN.md "Reload"): the same peer (conf_peer_same) is now
+ * c's peer idx. Its connection and everything in flight stay. */
+void peer_set_conf(struct peer *p, const struct conf *c, size_t idx);
 
 /* Connect now (the daemon at start; --full-sync). With once, a failure is
  * final (peer_failed) instead of a reconnect. */

@@ -24,6 +24,9 @@ struct peer_ssh;
 
 int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_ssh **ret);
 void peer_ssh_free(struct peer_ssh *s);
+/* A reload gave the same peer a new config object (docs/DESIGN.md
+ * "Reload"): c and cp replace the ones given to peer_ssh_new. */
+void peer_ssh_set_conf(struct peer_ssh *s, const struct conf *c, const struct conf_peer *cp);
 
 /* Advance the connection. 0: ready for channel I/O. -EAGAIN: wait for
  * peer_ssh_events() on peer_ssh_fd() (events 0 with fd -1: poll again

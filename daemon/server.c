@@ -415,3 +415,18 @@ void server_free(struct server *s) {
         close(s->fd);
         free(s);
 }
+
+void server_set_conf(struct server *s, const struct conf *c, struct peer *const *peers, const size_t *new_of_old) {
+        for (struct conn *k = s->conns; k; k = k->next) {
+                if (k->dead || k->state != C_PEER)
+                        continue;
+                if (new_of_old[k->idx] == NODE_NO_PEER) {
+                        log_info("peer \"%s\": no longer in %s; closing its connection to us", who(k), c->path);
+                        conn_close(k);   /* who() reads the old config: it is still alive */
+                        continue;
+                }
+                k->idx = new_of_old[k->idx];
+        }
+        s->conf = c;
+        s->peers = peers;
+}

@@ -15,6 +15,8 @@
 #ifndef SESSYNC_DAEMON_SERVER_H
 #define SESSYNC_DAEMON_SERVER_H
 
+#include <stddef.h>
+
 struct loop;
 struct node;
 struct peer;
@@ -25,5 +27,11 @@ struct server;
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
 void server_free(struct server *s);
 void server_flush(struct server *s);
+/* Reload (docs/DESIGN.md "Reload"): c and peers replace the config and the
+ * daemon's peer array; new_of_old maps each old peer index to its new one,
+ * or NODE_NO_PEER: that peer's connection to us is closed. Call while the
+ * old config is still alive. */
+struct conf;
+void server_set_conf(struct server *s, const struct conf *c, struct peer *const *peers, const size_t *new_of_old);
 
 #endif

@@ -75,6 +75,16 @@ static const struct key node_keys[N_NODE_KEYS] = {
         NODE("ready_timeout", V_DURATION, ready_timeout_ms),
         NODE("health_listen", V_LISTEN, health_listen),
 };
+/* The [node] keys a running daemon takes on SIGHUP (docs/DESIGN.md
+ * "Reload"). The others shape objects built once at start (the directory and
+ * its watch, the state lock, the socket, the health listener, which files are
+ * sessions and whose): a new key is read at start only until it is listed. */
+static const bool node_key_live[N_NODE_KEYS] = {
+        [NK_IDENTITY] = true,       [NK_KNOWN_HOSTS] = true,   [NK_MAX_FILE_SIZE] = true,
+        [NK_SESSION_LIFETIME] = true, [NK_TOMBSTONE_TTL] = true, [NK_CLOCK_SKEW_WARN] = true,
+        [NK_LOG_LEVEL] = true,      [NK_METRICS_FILE] = true,  [NK_RESYNC_INTERVAL] = true,
+        [NK_READY_TIMEOUT] = true,
+};
 enum peer_key { PK_HOST, PK_PORT, PK_USER, N_PEER_KEYS };
 #define PEER(n, t, f) { n, t, offsetof(struct conf_peer, f) }
 static const struct key peer_keys[N_PEER_KEYS] = {
@@ -525,4 +535,76 @@ const struct conf_peer *conf_peer_find(const struct conf *c, const char *name) {
                 if (strcmp(c->peers[i].name, name) == 0)
                         return &c->peers[i];
         return NULL;
+}
+
+static bool str_same(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Does field k hold the same value in a and b? */
+static bool key_same(const struct key *k, const struct conf *a, const struct conf *b) {
+        const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
+
+        switch (k->type) {
+        case V_NODE_NAME:
+                return strcmp(fa, fb) == 0;
+        case V_SIZE:
+        case V_DURATION:
+                return *(const uint64_t *)fa == *(const uint64_t *)fb;
+        case V_LEVEL:
+                return *(const int *)fa == *(const int *)fb;
+        case V_SAVE_PATH:
+                if (a->session_depth != b->session_depth)
+                        return false;
+                /* fall through */
+        default:
+                return str_same(*(char *const *)fa, *(char *const *)fb);
+        }
+}
+
+/* Give b a's value of field k. */
+static int key_copy(const struct key *k, const struct conf *a, struct conf *b) {
+        const char *fa = (const char *)a + k->off;
+        char *fb = (char *)b + k->off, *s = NULL;
+
+        switch (k->type) {
+        case V_NODE_NAME:
+                strcpy(fb, fa);
+                return 0;
+        case V_SIZE:
+        case V_DURATION:
+                *(uint64_t *)fb = *(const uint64_t *)fa;
+                return 0;
+        case V_LEVEL:
+                *(int *)fb = *(const int *)fa;
+                return 0;
+        case V_SAVE_PATH:
+                b->session_depth = a->session_depth;
+                /* fall through */
+        default:
+                if (*(char *const *)fa && !(s = strdup(*(char *const *)fa)))
+                        return -ENOMEM;
+                free(*(char **)fb);
+                *(char **)fb = s;
+                return 0;
+        }
+}
+
+int conf_reload_keep(const struct conf *old, struct conf *new, void (*fn)(void *ctx, const char *key, bool live),
+                     void *ctx) {
+        int r;
+
+        for (int k = 0; k < N_NODE_KEYS; k++) {
+                if (key_same(&node_keys[k], old, new))
+                        continue;
+                fn(ctx, node_keys[k].name, node_key_live[k]);
+                if (!node_key_live[k] && (r = key_copy(&node_keys[k], old, new)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+bool conf_peer_same(const struct conf_peer *a, const struct conf_peer *b) {
+        return strcmp(a->name, b->name) == 0 && a->port == b->port && str_same(a->host, b->host) &&
+               str_same(a->user, b->user);
 }

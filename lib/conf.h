@@ -73,6 +73,16 @@ void conf_free(struct conf *c);
  * The pointer lives as long as c. */
 const struct conf_peer *conf_peer_find(const struct conf *c, const char *name);
 
+/* SIGHUP (docs/DESIGN.md "Reload"): for each [node] key whose value differs
+ * between old and new, in file order, call fn(ctx, key, live). A key the
+ * running daemon cannot take (live false: read at start only) is given old's
+ * value in new, so that new says what really runs. Returns 0, or -ENOMEM
+ * (new is then half-merged: free it). */
+int conf_reload_keep(const struct conf *old, struct conf *new, void (*fn)(void *ctx, const char *key, bool live),
+                     void *ctx);
+/* Same node name, host, port and user: one connection serves both. */
+bool conf_peer_same(const struct conf_peer *a, const struct conf_peer *b);
+
 /* Value parsers, exposed for tests. Return 0 or -EINVAL (or -ERANGE). */
 int conf_parse_size(const char *s, uint64_t *ret);       /* "512", "64K", "1M" */
 int conf_parse_duration(const char *s, uint64_t *ret_ms); /* "30", "30s", "24m", "24h", "7d" (bare = s) */
