@@ -218,7 +218,7 @@ static bool dir_has_sessions(struct daemon *d) {
                 return true;
         }
         while (!found && (de = readdir(dir)))
-                found = sess_name_valid(de->d_name, d->conf->session_prefix);
+                found = sess_name_valid(de->d_name, d->conf->session_format, d->conf->session_prefix);
         closedir(dir);
         return found;
 }

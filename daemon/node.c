@@ -257,7 +257,7 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
 
         /* The journal is ours, but a name is trusted nowhere without the
          * same check the directory scan and the wire get. */
-        if (!sess_name_valid(name, n->conf->session_prefix)) {
+        if (!sess_name_valid(name, n->conf->session_format, n->conf->session_prefix)) {
                 log_warn("state journal: a record for a name that is not a session here (%s); ignored", NODE_TAG(name));
                 return;
         }

@@ -33,7 +33,7 @@ static int64_t on_busy_timer(struct loop *l, void *ctx) {
 void node_check(struct node *n, const char *name) {
         struct node_ent *e;
 
-        if (!sess_name_valid(name, n->conf->session_prefix))
+        if (!sess_name_valid(name, n->conf->session_format, n->conf->session_prefix))
                 return;
         e = node_ensure(n, name);
         if (!e) {

@@ -295,10 +295,11 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
         ack->type = PROTO_ACK;
         ack->ack_seq = m->seq;
         strcpy(ack->name, m->name);
-        if (!sess_name_valid(m->name, n->conf->session_prefix)) {
+        if (!sess_name_valid(m->name, n->conf->session_format, n->conf->session_prefix)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": refused a name %s: not a session file name here (prefix \"%s\")",
-                         n->conf->peers[idx].name, NODE_TAG(m->name), n->conf->session_prefix);
+                log_warn("peer \"%s\": refused a name %s: not a session file name here (session_format %s, "
+                         "prefix \"%s\")", n->conf->peers[idx].name, NODE_TAG(m->name),
+                         conf_format_name(n->conf->session_format), n->conf->session_prefix);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }

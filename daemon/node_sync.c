@@ -30,7 +30,7 @@ void node_catchup_entry(struct node *n, size_t idx, const struct proto_inv_ent *
 
         /* A name from the wire is checked like one from the directory: a
          * peer cannot make this node track (or wait for) what is no session. */
-        if (!sess_name_valid(ie->name, n->conf->session_prefix))
+        if (!sess_name_valid(ie->name, n->conf->session_format, n->conf->session_prefix))
                 return;
         /* Theirs alone: the peer pushes it to us itself. Until this node is
          * ready it is remembered as wanted (bounded by the inventory). */

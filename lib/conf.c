@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "lib/sess.h"
 #include "proto/msg.h"
 
 #define FILE_MAX (1u << 20)             /* a config is a few hundred bytes; this stops -c /dev/zero */
@@ -37,7 +38,7 @@ _Static_assert(FILE_SIZE_MAX <= PROTO_DATA_MAX, "max_file_size must fit in a fra
 _Static_assert(SUN_PATH_MAX == 107, "the message about socket paths says 107");
 
 enum vtype { V_NODE_NAME, V_SAVE_PATH, V_PATH, V_SOCKET, V_PREFIX, V_HOST, V_USER, V_SIZE, V_DURATION,
-             V_LEVEL, V_PORT, V_LISTEN };
+             V_LEVEL, V_PORT, V_LISTEN, V_FORMAT };
 
 /* V_PREFIX, V_HOST, V_USER. None may start with "-". A host is a name or an
  * address for getaddrinfo(), IPv6 without brackets. */
@@ -57,7 +58,7 @@ struct key {
 enum node_key {
         NK_NAME, NK_SESSION_DIR, NK_STATE_DIR, NK_SOCKET, NK_IDENTITY, NK_KNOWN_HOSTS,
         NK_SESSION_PREFIX, NK_MAX_FILE_SIZE, NK_SESSION_LIFETIME, NK_TOMBSTONE_TTL,
-        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, NK_PHP_USER, NK_READY_TIMEOUT, NK_HEALTH_LISTEN, N_NODE_KEYS,
+        NK_CLOCK_SKEW_WARN, NK_LOG_LEVEL, NK_METRICS_FILE, NK_RESYNC_INTERVAL, NK_PHP_USER, NK_READY_TIMEOUT, NK_HEALTH_LISTEN, NK_SESSION_FORMAT, N_NODE_KEYS,
         NK_N_REQUIRED = NK_SESSION_PREFIX,
 };
 #define NODE(n, t, f) { n, t, offsetof(struct conf, f) }
@@ -74,6 +75,7 @@ static const struct key node_keys[N_NODE_KEYS] = {
         NODE("php_user", V_USER, php_user),
         NODE("ready_timeout", V_DURATION, ready_timeout_ms),
         NODE("health_listen", V_LISTEN, health_listen),
+        NODE("session_format", V_FORMAT, session_format),
 };
 /* The [node] keys a running daemon takes on SIGHUP (docs/DESIGN.md
  * "Reload"). The others shape objects built once at start (the directory and
@@ -192,6 +194,8 @@ static const char *set_value(struct parse *p, const struct key *k, char *obj, co
                 return NULL;
         case V_LEVEL:
                 return conf_parse_log_level(v, field) < 0 ? "is not error, warn, info or debug" : NULL;
+        case V_FORMAT:
+                return conf_parse_format(v, field) < 0 ? "is not php, laravel or codeigniter4" : NULL;
         case V_PORT:
                 return conf_parse_port(v, field) < 0 ? "is not a port (1 to 65535)" : NULL;
         case V_LISTEN:
@@ -392,6 +396,21 @@ static void finish(struct parse *p) {
         unsigned durs = 1u << NK_SESSION_LIFETIME | 1u << NK_TOMBSTONE_TTL;
 
         end_peer(p);
+        /* Each framework's own names and default lifetime (docs/DESIGN.md
+         * "Session names"): Laravel's config/session.php lifetime is 120
+         * minutes, CodeIgniter 4's sessionExpiration 7200 s, PHP's
+         * gc_maxlifetime 1440 s. */
+        if (c->session_format == SESS_FORMAT_LARAVEL) {
+                if (p->node_seen[NK_SESSION_PREFIX])
+                        error_at(p, p->node_seen[NK_SESSION_PREFIX], "session_prefix",
+                                 "not used with session_format = laravel: Laravel names its files with the bare "
+                                 "40-character id; remove the line");
+                set_str(p, &c->session_prefix, "");
+        }
+        if (!p->node_seen[NK_SESSION_LIFETIME])
+                c->session_lifetime_ms = c->session_format == SESS_FORMAT_LARAVEL ? 120 * 60 * 1000
+                                         : c->session_format == SESS_FORMAT_CI4   ? 7200 * 1000
+                                                                                  : 1440 * 1000;
         if (!p->node_line)
                 error_at(p, 1, "node", "no [node] section");
         else
@@ -415,7 +434,7 @@ static void finish(struct parse *p) {
                          p->node_seen[NK_TOMBSTONE_TTL] ? "" : " (the default)",
                          conf_format_duration(c->session_lifetime_ms, b, sizeof b));
         if (!c->session_prefix)
-                set_str(p, &c->session_prefix, "sess_");
+                set_str(p, &c->session_prefix, c->session_format == SESS_FORMAT_CI4 ? "ci_session" : "sess_");
         if (c->identity && asprintf(&c->identity_pub, "%s.pub", c->identity) < 0) {
                 c->identity_pub = NULL;
                 p->oom = true;
@@ -541,7 +560,8 @@ static bool str_same(const char *a, const char *b) {
         return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-/* Does field k hold the same value in a and b? */
+/* Does field k hold the same value in a and b? Every type is listed (no
+ * default): a new one must say how it compares. */
 static bool key_same(const struct key *k, const struct conf *a, const struct conf *b) {
         const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
 
@@ -553,13 +573,23 @@ static bool key_same(const struct key *k, const struct conf *a, const struct con
                 return *(const uint64_t *)fa == *(const uint64_t *)fb;
         case V_LEVEL:
                 return *(const int *)fa == *(const int *)fb;
+        case V_FORMAT:
+                return *(const uint8_t *)fa == *(const uint8_t *)fb;
+        case V_PORT:
+                return *(const uint16_t *)fa == *(const uint16_t *)fb;
         case V_SAVE_PATH:
                 if (a->session_depth != b->session_depth)
                         return false;
                 /* fall through */
-        default:
+        case V_PATH:
+        case V_SOCKET:
+        case V_PREFIX:
+        case V_HOST:
+        case V_USER:
+        case V_LISTEN:
                 return str_same(*(char *const *)fa, *(char *const *)fb);
         }
+        return false;
 }
 
 /* Give b a's value of field k. */
@@ -578,16 +608,28 @@ static int key_copy(const struct key *k, const struct conf *a, struct conf *b) {
         case V_LEVEL:
                 *(int *)fb = *(const int *)fa;
                 return 0;
+        case V_FORMAT:
+                *(uint8_t *)fb = *(const uint8_t *)fa;
+                return 0;
+        case V_PORT:
+                *(uint16_t *)fb = *(const uint16_t *)fa;
+                return 0;
         case V_SAVE_PATH:
                 b->session_depth = a->session_depth;
                 /* fall through */
-        default:
+        case V_PATH:
+        case V_SOCKET:
+        case V_PREFIX:
+        case V_HOST:
+        case V_USER:
+        case V_LISTEN:
                 if (*(char *const *)fa && !(s = strdup(*(char *const *)fa)))
                         return -ENOMEM;
                 free(*(char **)fb);
                 *(char **)fb = s;
                 return 0;
         }
+        return 0;
 }
 
 int conf_reload_keep(const struct conf *old, struct conf *new, void (*fn)(void *ctx, const char *key, bool live),

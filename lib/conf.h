@@ -37,7 +37,9 @@ struct conf {
         char *identity;                 /* required: private key */
         char *identity_pub;             /* derived: identity + ".pub" */
         char *known_hosts;              /* required */
-        char *session_prefix;           /* default "sess_"; [A-Za-z0-9_.-]{1,32} */
+        uint8_t session_format;         /* enum sess_format (lib/sess.h); key session_format, default php */
+        char *session_prefix;           /* php: default "sess_"; codeigniter4: the cookie name, default
+                                           "ci_session"; [A-Za-z0-9_.-]{1,32}; laravel: "" (may not be set) */
         uint64_t max_file_size;         /* bytes; default 1M; 1..15M (the wire frame cap) */
         uint64_t session_lifetime_ms;   /* default 1440 s */
         uint64_t tombstone_ttl_ms;      /* default 24h; must be > session_lifetime */
@@ -96,6 +98,8 @@ int conf_parse_port(const char *s, uint16_t *ret);       /* 1..65535 */
  * *ret_port (may be NULL). The address must be numeric (inet_pton). */
 int conf_parse_listen(const char *s, char *addr, size_t size, uint16_t *ret_port);
 int conf_parse_log_level(const char *s, int *ret);       /* "error", "warn", "info", "debug" */
+int conf_parse_format(const char *s, uint8_t *ret);      /* "php", "laravel", "codeigniter4" */
+const char *conf_format_name(uint8_t format);            /* the inverse; "?" if out of range */
 /* s is 1..max characters, each of [A-Za-z0-9] or in extra. */
 bool conf_token_valid(const char *s, size_t max, const char *extra);
 /* ms as an operator writes it, in the largest exact unit: "24m", "90s".

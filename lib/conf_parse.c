@@ -7,6 +7,7 @@
  * every multiplication are checked for overflow.
  */
 #include "lib/conf.h"
+#include "lib/sess.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -124,6 +125,23 @@ int conf_parse_log_level(const char *s, int *ret) {
                         return 0;
                 }
         return -EINVAL;
+}
+
+static const char *const format_names[] = {
+        [SESS_FORMAT_PHP] = "php", [SESS_FORMAT_LARAVEL] = "laravel", [SESS_FORMAT_CI4] = "codeigniter4",
+};
+
+int conf_parse_format(const char *s, uint8_t *ret) {
+        for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++)
+                if (strcmp(s, format_names[i]) == 0) {
+                        *ret = (uint8_t)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+const char *conf_format_name(uint8_t format) {
+        return format < sizeof format_names / sizeof format_names[0] ? format_names[format] : "?";
 }
 
 bool conf_token_valid(const char *s, size_t max, const char *extra) {

@@ -9,18 +9,40 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-bool sess_name_valid(const char *name, const char *prefix) {
-        size_t plen = strlen(prefix), n = strlen(name);
+static bool all_of(const char *s, size_t n, bool (*ok)(char)) {
+        for (size_t i = 0; i < n; i++)
+                if (!ok(s[i]))
+                        return false;
+        return true;
+}
+
+static bool alnum(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool php_id(char c) {
+        return alnum(c) || c == ',' || c == '-';
+}
+
+static bool hex(char c) {
+        return (c >= 'a' && c <= 'f') || (c >= '0' && c <= '9');
+}
+
+bool sess_name_valid(const char *name, enum sess_format format, const char *prefix) {
+        size_t plen = strlen(prefix), n = strnlen(name, PROTO_NAME_MAX + 1), id;
 
         if (n <= plen || n > PROTO_NAME_MAX || strncmp(name, prefix, plen) != 0)
                 return false;
-        for (size_t i = plen; i < n; i++) {
-                char c = name[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == ',' || c == '-'))
-                        return false;
+        id = n - plen;
+        switch (format) {
+        case SESS_FORMAT_PHP:
+                return all_of(name + plen, id, php_id);
+        case SESS_FORMAT_LARAVEL:
+                return plen == 0 && id == 40 && all_of(name, id, alnum);
+        case SESS_FORMAT_CI4:
+                return (id == 32 || id == 64) && all_of(name + plen, id, hex);
         }
-        return true;
+        return false;
 }
 
 uint64_t sess_hash(const void *p, size_t len) {

@@ -24,10 +24,23 @@
 
 #include "proto/msg.h"
 
-/* prefix followed by one or more of PHP's session id characters
- * [A-Za-z0-9,-], 255 bytes at most. Anything else in the directory is not
- * ours: not watched, not sent, never written. */
-bool sess_name_valid(const char *name, const char *prefix);
+/* Whose file names these are (the config's session_format, docs/DESIGN.md
+ * "Session names"): each framework's files handler names its files its own
+ * way, in a directory where other files may live. */
+enum sess_format {
+        SESS_FORMAT_PHP,        /* PHP's files handler (Symfony, Magento, CakePHP, Yii2 too) */
+        SESS_FORMAT_LARAVEL,    /* Illuminate\Session\FileSessionHandler */
+        SESS_FORMAT_CI4,        /* CodeIgniter 4 FileHandler */
+};
+
+/* Is name a session file of this format? Anything else in the directory is
+ * not ours: not watched, not sent, never written. 255 bytes at most.
+ *   php           prefix, then one or more of PHP's id characters [A-Za-z0-9,-]
+ *   laravel       exactly 40 of [A-Za-z0-9] (Str::random(40), Store::isValidId);
+ *                 no prefix (prefix must be "")
+ *   codeigniter4  prefix (the cookie name), then 32 of [0-9a-f] (the id), or
+ *                 64 (matchIP: md5 of the client's address, then the id) */
+bool sess_name_valid(const char *name, enum sess_format format, const char *prefix);
 
 /* xxh3-64 of the content: the tie-breaker of versions and the check of
  * every delta. */

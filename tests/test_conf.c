@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/conf.h"
+#include "lib/sess.h"
 
 /* The smallest valid config: the six required keys on lines 2 to 7, so the
  * first line a test appends is line 8. */
@@ -418,6 +419,8 @@ Test(conf, bad_values) {
                 { "identity", "~/.ssh/id_ed25519", "is not an absolute path" },
                 { "known_hosts", "known_hosts", "is not an absolute path" },
                 { "metrics_file", "sessync.prom", "is not an absolute path" },
+                { "session_format", "symfony", "is not php, laravel or codeigniter4" },
+                { "session_format", "PHP", "is not php, laravel or codeigniter4" },
                 { "session_prefix", "sess!", "is not a session prefix (1 to 32 of A-Z a-z 0-9 _ . -)" },
                 { "session_prefix", "-sess", "is not a session prefix (1 to 32 of A-Z a-z 0-9 _ . -)" },
                 { "session_prefix", "sssssssssssssssssssssssssssssssss", /* 33 */
@@ -607,6 +610,39 @@ Test(conf, syntax) {
         expect(NODE_MIN "= web2\n", "F:8: node: a line starts with \"=\": the key name is missing\n");
 }
 
+/* Each framework's names and default lifetime (docs/DESIGN.md "Session
+ * names"). */
+Test(conf, session_format) {
+        struct conf *c = load_ok(NODE_MIN);
+
+        cr_expect_eq(c->session_format, SESS_FORMAT_PHP);
+        cr_expect_str_eq(conf_format_name(c->session_format), "php");
+        conf_free(c);
+        c = load_ok(NODE_MIN "session_format = laravel\n");
+        cr_expect_eq(c->session_format, SESS_FORMAT_LARAVEL);
+        cr_expect_str_eq(c->session_prefix, "");
+        cr_expect_eq(c->session_lifetime_ms, 120 * 60 * 1000, "Laravel's default lifetime is 120 minutes");
+        conf_free(c);
+        c = load_ok(NODE_MIN "session_format = laravel\nsession_lifetime = 8h\n");
+        cr_expect_eq(c->session_lifetime_ms, 8 * 3600 * 1000, "a lifetime set is kept");
+        conf_free(c);
+        c = load_ok(NODE_MIN "session_format = codeigniter4\n");
+        cr_expect_eq(c->session_format, SESS_FORMAT_CI4);
+        cr_expect_str_eq(c->session_prefix, "ci_session", "CodeIgniter's default cookie name");
+        cr_expect_eq(c->session_lifetime_ms, 7200 * 1000);
+        conf_free(c);
+        c = load_ok(NODE_MIN "session_format = codeigniter4\nsession_prefix = myapp\n");
+        cr_expect_str_eq(c->session_prefix, "myapp");
+        conf_free(c);
+        expect(NODE_MIN "session_prefix = sess_\nsession_format = laravel\n",
+               "F:8: session_prefix: not used with session_format = laravel: Laravel names its files with the "
+               "bare 40-character id; remove the line\n");
+        /* The lifetime a format brings is checked against tombstone_ttl too. */
+        expect(NODE_MIN "session_format = codeigniter4\ntombstone_ttl = 1h\n",
+               "F:9: tombstone_ttl: 1h must be longer than session_lifetime (2h)\n");
+        cr_expect_str_eq(conf_format_name(99), "?");
+}
+
 Test(conf, tombstone_ttl_must_outlive_sessions) {
         expect(NODE_MIN "session_lifetime = 2d\n",
                "F:8: tombstone_ttl: 1d (the default) must be longer than session_lifetime (2d)\n");
@@ -784,7 +820,8 @@ Test(conf, shipped_example_defaults_are_true) {
         fclose(out);
         free(line);
         c = load_ok(text);
-        cr_expect_eq(n_set, 11 + 2 * 2);
+        cr_expect_eq(n_set, 12 + 2 * 2);
+        cr_expect_eq(c->session_format, SESS_FORMAT_PHP);
         cr_expect_str_eq(c->session_prefix, "sess_");
         cr_expect_eq(c->max_file_size, 1048576);
         cr_expect_eq(c->session_lifetime_ms, 1440000);

@@ -97,6 +97,7 @@ Test(reload, start_only_keys_keep_the_running_value) {
                                 "[peer b]\nhost = 127.0.0.1\n";
         static const char b[] = "[node]\nname = z\nsession_dir = 1;/s2\nstate_dir = /st\nsocket = /run/x.sock\n"
                                 "identity = /k2\nknown_hosts = /kh\nlog_level = debug\nsession_prefix = sess_\n"
+                                "session_format = codeigniter4\n"
                                 "[peer b]\nhost = 127.0.0.2\n[peer c]\nhost = h\n";
         struct conf *ca = NULL, *cb = NULL;
         char *err = NULL, seen[256] = "";
@@ -104,7 +105,7 @@ Test(reload, start_only_keys_keep_the_running_value) {
         cr_assert_eq(conf_load_mem("a.conf", a, sizeof(a) - 1, &ca, &err), 0, "%s", err ? err : "");
         cr_assert_eq(conf_load_mem("b.conf", b, sizeof(b) - 1, &cb, &err), 0, "%s", err ? err : "");
         cr_assert_eq(conf_reload_keep(ca, cb, on_key, seen), 0);
-        cr_assert_str_eq(seen, "name- session_dir- identity+ log_level+ ");
+        cr_assert_str_eq(seen, "name- session_dir- identity+ session_lifetime+ log_level+ session_format- ");
         /* Read at start only: the old values. Live: the new ones. */
         cr_assert_str_eq(cb->name, "a");
         cr_assert_str_eq(cb->session_dir, "/s");
@@ -112,13 +113,14 @@ Test(reload, start_only_keys_keep_the_running_value) {
         cr_assert_str_eq(cb->identity, "/k2");
         cr_assert_str_eq(cb->identity_pub, "/k2.pub");
         cr_assert_eq(cb->log_level, CONF_LOG_DEBUG);
+        cr_assert_eq(cb->session_format, SESS_FORMAT_PHP, "which names are sessions is read at start only");
         /* Peers are the caller's business: b's address changed, c is new. */
         cr_assert_eq(cb->n_peers, 2);
         cr_assert_not(conf_peer_same(&ca->peers[0], &cb->peers[0]));
         /* Nothing differs any more but the live keys. */
         seen[0] = 0;
         cr_assert_eq(conf_reload_keep(ca, cb, on_key, seen), 0);
-        cr_assert_str_eq(seen, "identity+ log_level+ ");
+        cr_assert_str_eq(seen, "identity+ session_lifetime+ log_level+ ");
         conf_free(ca);
         conf_free(cb);
 }

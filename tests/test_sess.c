@@ -170,15 +170,15 @@ static uint8_t *pattern(size_t len, unsigned seed) {
 Test(sess, name_valid) {
         char max[PROTO_NAME_MAX + 1];
 
-        cr_assert(sess_name_valid("sess_abc", "sess_"));
-        cr_assert(sess_name_valid("sess_A-b,9", "sess_"));
-        cr_assert(sess_name_valid("sess_x", "sess_"));
+        cr_assert(sess_name_valid("sess_abc", SESS_FORMAT_PHP, "sess_"));
+        cr_assert(sess_name_valid("sess_A-b,9", SESS_FORMAT_PHP, "sess_"));
+        cr_assert(sess_name_valid("sess_x", SESS_FORMAT_PHP, "sess_"));
         cr_assert(sess_name_valid("sess_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ,-",
-                                  "sess_"));
+                                  SESS_FORMAT_PHP, "sess_"));
         memcpy(max, "sess_", 5);
         memset(max + 5, 'a', PROTO_NAME_MAX - 5);
         max[PROTO_NAME_MAX] = '\0';
-        cr_assert(sess_name_valid(max, "sess_"), "255 bytes is NAME_MAX: valid");
+        cr_assert(sess_name_valid(max, SESS_FORMAT_PHP, "sess_"), "255 bytes is NAME_MAX: valid");
 }
 
 Test(sess, name_invalid) {
@@ -191,22 +191,68 @@ Test(sess, name_invalid) {
         char big[PROTO_NAME_MAX + 2];
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-                cr_assert(!sess_name_valid(bad[i], "sess_"), "\"%s\" must be invalid", bad[i]);
+                cr_assert(!sess_name_valid(bad[i], SESS_FORMAT_PHP, "sess_"), "\"%s\" must be invalid", bad[i]);
         memcpy(big, "sess_", 5);
         memset(big + 5, 'a', PROTO_NAME_MAX + 1 - 5);
         big[PROTO_NAME_MAX + 1] = '\0';
         cr_assert_eq(strlen(big), 256);
-        cr_assert(!sess_name_valid(big, "sess_"), "256 bytes is over NAME_MAX");
+        cr_assert(!sess_name_valid(big, SESS_FORMAT_PHP, "sess_"), "256 bytes is over NAME_MAX");
 }
 
 Test(sess, name_other_prefix) {
-        cr_assert(sess_name_valid("PHPSESS_abc", "PHPSESS_"));
-        cr_assert(sess_name_valid("myapp-9,x", "myapp-"));
-        cr_assert(!sess_name_valid("sess_abc", "PHPSESS_"));
-        cr_assert(!sess_name_valid("PHPSESS_abc", "sess_"));
-        cr_assert(!sess_name_valid("PHPSESS_", "PHPSESS_"));
-        cr_assert(!sess_name_valid("PHPSESS", "PHPSESS_"));
-        cr_assert(!sess_name_valid("PHPSESS_a.b", "PHPSESS_"));
+        cr_assert(sess_name_valid("PHPSESS_abc", SESS_FORMAT_PHP, "PHPSESS_"));
+        cr_assert(sess_name_valid("myapp-9,x", SESS_FORMAT_PHP, "myapp-"));
+        cr_assert(!sess_name_valid("sess_abc", SESS_FORMAT_PHP, "PHPSESS_"));
+        cr_assert(!sess_name_valid("PHPSESS_abc", SESS_FORMAT_PHP, "sess_"));
+        cr_assert(!sess_name_valid("PHPSESS_", SESS_FORMAT_PHP, "PHPSESS_"));
+        cr_assert(!sess_name_valid("PHPSESS", SESS_FORMAT_PHP, "PHPSESS_"));
+        cr_assert(!sess_name_valid("PHPSESS_a.b", SESS_FORMAT_PHP, "PHPSESS_"));
+}
+
+/* Laravel: Str::random(40), checked by Store::isValidId as ctype_alnum
+ * and exactly 40 long; the file name is the bare id. */
+Test(sess, name_laravel) {
+        static const char ok40[] = "aB3dEf7hIjKlMnOpQrStUvWxYz0123456789ABCD";
+        static const char *const bad[] = {
+                "aB3dEf7hIjKlMnOpQrStUvWxYz0123456789ABC",    /* 39 */
+                "aB3dEf7hIjKlMnOpQrStUvWxYz0123456789ABCDE",  /* 41 */
+                "aB3dEf7hIjKlMnOpQrStUvWxYz0123456789AB-D",   /* not alnum */
+                "aB3dEf7hIjKlMnOpQrStUvWxYz0123456789AB,D",
+                ".gitignore", "", "sess_abc",
+        };
+
+        cr_assert_eq(strlen(ok40), 40);
+        cr_assert(sess_name_valid(ok40, SESS_FORMAT_LARAVEL, ""));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                cr_assert(!sess_name_valid(bad[i], SESS_FORMAT_LARAVEL, ""), "\"%s\" must be invalid", bad[i]);
+        /* A prefix never goes with laravel (the config refuses one). */
+        cr_assert(!sess_name_valid(ok40, SESS_FORMAT_LARAVEL, "aB"));
+        /* A PHP node does not take Laravel's names, nor the reverse. */
+        cr_assert(!sess_name_valid(ok40, SESS_FORMAT_PHP, "sess_"));
+}
+
+/* CodeIgniter 4: the cookie name, then (matchIP) md5 of the address, then
+ * the id, 32 of [0-9a-f] (FileHandler::configureSessionIDRegex). */
+Test(sess, name_codeigniter4) {
+        static const char id[] = "0123456789abcdef0123456789abcdef";
+        char name[128];
+
+        snprintf(name, sizeof(name), "ci_session%s", id);
+        cr_assert(sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"));
+        snprintf(name, sizeof(name), "ci_session%s%s", "d41d8cd98f00b204e9800998ecf8427e", id);
+        cr_assert(sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"), "matchIP: md5 + id");
+        snprintf(name, sizeof(name), "ci_session%.31s", id);
+        cr_assert(!sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"), "31 hex");
+        snprintf(name, sizeof(name), "ci_session%sa", id);
+        cr_assert(!sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"), "33 hex");
+        snprintf(name, sizeof(name), "ci_session0123456789ABCDEF0123456789abcdef");
+        cr_assert(!sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"), "upper case is not PHP's hex");
+        snprintf(name, sizeof(name), "ci_session0123456789abcdeg0123456789abcdef");
+        cr_assert(!sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"), "not hex");
+        snprintf(name, sizeof(name), "myapp%s", id);
+        cr_assert(sess_name_valid(name, SESS_FORMAT_CI4, "myapp"), "another cookie name");
+        cr_assert(!sess_name_valid(name, SESS_FORMAT_CI4, "ci_session"));
+        cr_assert(!sess_name_valid("ci_session", SESS_FORMAT_CI4, "ci_session"));
 }
 
 Test(sess, hash_is_xxh3_64) {

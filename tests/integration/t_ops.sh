@@ -95,6 +95,12 @@ out=$("$SESSYNCD" -c "$T/depth.conf" --check-config 2>&1); rc=$?
 assert_eq "$rc" 2 "N;/path save_path refused at --check-config"
 assert_contains "$out" "not supported" "the refusal says why"
 "$SESSYNCD" -c "$T/depth.conf" >/dev/null 2>&1; assert_eq $? 2 "and the daemon refuses to start with it"
+# One truth: what the user reads about N;/path says what the code does.
+top=$(cd "$(dirname "$0")/../.." && pwd)
+check "the example config says N;/path is refused" grep -q '"N;/path" and "N;MODE;/path" (sessions in N' "$top/conf/sessync.conf"
+check "... and nothing there says it is accepted" not grep -qi 'N;/path.*accepted' "$top/conf/sessync.conf"
+check "the man page says it is refused" bash -c "man -l '$top/man/sessync.conf.5' 2>/dev/null | tr -s ' \n' ' ' | grep -q 'levels of subdirectories) is refused'"
+check "the README says it is refused" grep -q 'N;/path"` (sessions in N levels of subdirectories) is refused' "$top/README.md"
 daemon_stop 2 >/dev/null
 "$SESSYNCD" -c "$(node_conf 2)" --status >/dev/null 2>&1; assert_eq $? 1 "--status without a daemon exits 1"
 "$SESSYNCD" -c "$(node_conf 1)" >"$T/second.log" 2>&1; rc=$?
