@@ -228,7 +228,12 @@ int sess_replace(struct sess_file *f, const void *data, size_t len, uint64_t mti
                                         continue;
                                 if (n < 0) {
                                         r = -errno;
-                                        (void)ftruncate(f->fd, (off_t)f->len);
+                                        /* Cutting back can fail too (EIO): then the
+                                         * old bytes are followed by part of the new
+                                         * ones, and the caller must not take this
+                                         * for a clean, retryable full disk. */
+                                        if (ftruncate(f->fd, (off_t)f->len) < 0)
+                                                r = -EIO;
                                         return r;
                                 }
                                 toff += (size_t)n;
