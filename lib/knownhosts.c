@@ -421,8 +421,10 @@ int knownhosts_fingerprint(const uint8_t *blob, size_t len, char *buf, size_t si
         unsigned md_len = 0;
         int n;
 
-        if (size < KNOWNHOSTS_FINGERPRINT || !EVP_Digest(blob, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
-                return -ENOMEM;
+        if (size < KNOWNHOSTS_FINGERPRINT)
+                return -ENOBUFS;
+        if (!EVP_Digest(blob, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
+                return -EIO;
         n = EVP_EncodeBlock(b64, md, 32);       /* 44 with one '=' */
         while (n > 0 && b64[n - 1] == '=')
                 n--;

@@ -75,7 +75,8 @@ int knownhosts_scan(const void *text, size_t len, void (*note)(void *ctx, unsign
                     void *ctx);
 
 /* ssh-keygen -l's fingerprint of a raw key blob, "SHA256:" and unpadded
- * base64, into buf (at least KNOWNHOSTS_FINGERPRINT bytes). 0 or -ENOMEM. */
+ * base64, into buf (at least KNOWNHOSTS_FINGERPRINT bytes). 0, -ENOBUFS (buf
+ * too small) or -EIO (libcrypto failed). */
 #define KNOWNHOSTS_FINGERPRINT 52
 int knownhosts_fingerprint(const uint8_t *blob, size_t len, char *buf, size_t size);
 
