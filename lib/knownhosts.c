@@ -168,7 +168,7 @@ static int b64_decode(const struct field *f, uint8_t *out, size_t max, size_t *r
 
                 if (c == '=' && i + 2 >= f->len && (pad || i + 1 == f->len || f->p[i + 1] == '='))
                         pad++;
-                else if (!alpha || pad)
+                else if (!alpha)
                         return -EBADMSG;
         }
         if (f->len / 4 * 3 - pad > max)

@@ -274,6 +274,7 @@ Test(knownhosts, truncated_and_trailing) {
                 { "h ssh-ed25519 AAAAC3Nz", "type" },              /* type length runs past the blob */
                 { "h ecdsa-sha2-nistp256 " KEY_A, "type" },        /* blob says ssh-ed25519 */
                 { "h ssh-ed25519x " KEY_A, "type" },
+                { "h ecdsa-sha2-nistp384 " KEY_E, "type" },        /* same length, a nistp256 blob */
                 { "h sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t", "not supported" },
                 { "@revoked", "no host patterns" },
                 { "@revoked  ", "no host patterns" },
