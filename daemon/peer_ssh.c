@@ -333,9 +333,9 @@ static int step_handshake(struct peer_ssh *s) {
         if (r == LIBSSH2_ERROR_EAGAIN)
                 return -EAGAIN;
         if (r == LIBSSH2_ERROR_KEX_FAILURE)
-                return fail(s, "SSH handshake with %s failed: no algorithm in common (sessyncd offers only current "
-                               "ones, docs/DESIGN.md \"Peers and keys\"; the peer's sshd log says what it offers): %s",
-                            s->name, ssh_err(s));
+                return fail(s, "SSH handshake with %s failed: key exchange failed, most often no algorithm in common "
+                               "(sessyncd offers only current ones, docs/DESIGN.md \"Peers and keys\"; the peer's "
+                               "sshd log says what each side offered): %s", s->name, ssh_err(s));
         if (r < 0)
                 return fail(s, "SSH handshake with %s failed: %s", s->name, ssh_err(s));
         r = check_host_key(s);

@@ -434,8 +434,8 @@ int knownhosts_fingerprint(const uint8_t *blob, size_t len, char *buf, size_t si
 
 int knownhosts_read(const char *path, char **ret_text, size_t *ret_len) {
         struct stat st;
-        char *buf = NULL, *nbuf;
-        size_t len = 0, cap;
+        char *buf = NULL;
+        size_t len = 0;
         ssize_t n;
         int fd, r;
 
@@ -447,36 +447,18 @@ int knownhosts_read(const char *path, char **ret_text, size_t *ret_len) {
                 r = -errno;
                 goto out;
         }
-        if (!S_ISREG(st.st_mode)) {
-                r = -EINVAL;
+        r = !S_ISREG(st.st_mode) ? -EINVAL : st.st_size > (off_t)KNOWNHOSTS_MAX_FILE ? -EFBIG : 0;
+        if (r < 0)
                 goto out;
-        }
-        if (st.st_size > (off_t)KNOWNHOSTS_MAX_FILE) {
-                r = -EFBIG;
-                goto out;
-        }
-        cap = (size_t)st.st_size + 1;
-        buf = malloc(cap);
+        buf = malloc((size_t)st.st_size + 1);
         if (!buf) {
                 r = -ENOMEM;
                 goto out;
         }
-        /* Until EOF: the file may grow under an editor; still capped. */
-        for (;;) {
-                if (len == cap) {
-                        if (cap > KNOWNHOSTS_MAX_FILE) {
-                                r = -EFBIG;
-                                goto out;
-                        }
-                        nbuf = realloc(buf, cap * 2);
-                        if (!nbuf) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        buf = nbuf;
-                        cap *= 2;
-                }
-                n = read(fd, buf + len, cap - len);
+        /* What fstat saw: a line an editor appends meanwhile counts at the
+         * next connect. */
+        while (len < (size_t)st.st_size) {
+                n = read(fd, buf + len, (size_t)st.st_size - len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
@@ -486,10 +468,6 @@ int knownhosts_read(const char *path, char **ret_text, size_t *ret_len) {
                 if (n == 0)
                         break;
                 len += (size_t)n;
-        }
-        if (len > KNOWNHOSTS_MAX_FILE) {
-                r = -EFBIG;
-                goto out;
         }
         *ret_text = buf;
         *ret_len = len;

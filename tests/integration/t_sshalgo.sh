@@ -147,7 +147,7 @@ refused_legacy() {
 	from=$(log_mark)
 	check "n1 restarts" restart_n1
 	check "$what: n1 refuses, no algorithm in common" \
-		wait_until "$WAIT" logged "$from" "handshake with [127.0.0.1]:$p2 failed: no algorithm in common"
+		wait_until "$WAIT" logged "$from" "handshake with [127.0.0.1]:$p2 failed" "no algorithm in common"
 	check "$what: sshd found no match in n1's offer" wait_until "$WAIT" grep -qi "no matching" "$slog"
 	grep -i "no matching" "$slog" | head -n 1 | sed 's/^/#   sshd: /'
 }
