@@ -12,7 +12,7 @@ CFLAGS    ?= -O2 -g
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes \
              -Wstrict-prototypes -Wvla -Wpointer-arith
 CPPFLAGS  += -I. -D_GNU_SOURCE
-LDLIBS    := -lrsync -lssh2 -linih -lxxhash
+LDLIBS    := -lrsync -lssh2 -linih -lxxhash -lcrypto
 BUILD     ?= build
 
 VERSION   := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -19,6 +19,7 @@
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
+#include "daemon/peer_ssh.h"
 #include "daemon/reload.h"
 #include "daemon/server.h"
 #include "daemon/strict.h"
@@ -96,6 +97,7 @@ int daemon_open(struct daemon *d, const struct conf *c, enum daemon_state_mode m
         for (size_t i = 0; i < c->n_peers; i++)
                 if ((r = peer_new(d->node, c, d->loop, i, &d->peers[i])) < 0)
                         return r;
+        peer_ssh_report(c);
         return 0;
 }
 

@@ -15,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
 #include "lib/conf.h"
+#include "lib/knownhosts.h"
 
 enum step {
         ST_RESOLVE,
@@ -42,6 +44,10 @@ struct peer_ssh {
         struct addrinfo *ai;            /* owned when set */
         LIBSSH2_SESSION *ssh;
         LIBSSH2_CHANNEL *ch;
+        char name[KNOWNHOSTS_MAX_NAME]; /* "host" or "[host]:port", as known_hosts says */
+        char *kh;                       /* known_hosts, owned, from connect to the key check */
+        size_t kh_len;
+        unsigned kh_line;               /* the line that matched */
         char err[512];
         char errline[512];              /* partial stderr line */
         size_t errlen;
@@ -78,6 +84,8 @@ int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_s
         s->fd = -1;
         s->step = ST_RESOLVE;
         snprintf(s->service, sizeof(s->service), "%u", cp->port);
+        if (knownhosts_name(cp->host, cp->port, s->name, sizeof(s->name)) < 0)
+                snprintf(s->name, sizeof(s->name), "%s", cp->host);   /* conf caps a host at 255 */
         *ret = s;
         return 0;
 }
@@ -102,6 +110,7 @@ void peer_ssh_free(struct peer_ssh *s) {
         }
         if (s->fd >= 0)
                 close(s->fd);
+        free(s->kh);
         if (s->gai_started && gai_cancel(&s->gai) == EAI_NOTCANCELED) {
                 /* The resolver thread still owns the request: it must outlive
                  * us. Rare (a free during a DNS lookup); leak it. */
@@ -167,132 +176,205 @@ static int step_connect(struct peer_ssh *s) {
         return 0;
 }
 
-/* libssh2 host key type -> known_hosts key type bit and algorithm names. */
-static int key_bits(int type, const char **ret_algos) {
-        switch (type) {
-        case LIBSSH2_HOSTKEY_TYPE_RSA:
-                *ret_algos = "rsa-sha2-512,rsa-sha2-256,ssh-rsa";
-                return LIBSSH2_KNOWNHOST_KEY_SSHRSA;
-        case LIBSSH2_HOSTKEY_TYPE_DSS:
-                *ret_algos = "ssh-dss";
-                return LIBSSH2_KNOWNHOST_KEY_SSHDSS;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_256:
-                *ret_algos = "ecdsa-sha2-nistp256";
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_256;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_384:
-                *ret_algos = "ecdsa-sha2-nistp384";
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_384;
-        case LIBSSH2_HOSTKEY_TYPE_ECDSA_521:
-                *ret_algos = "ecdsa-sha2-nistp521";
-                return LIBSSH2_KNOWNHOST_KEY_ECDSA_521;
-        case LIBSSH2_HOSTKEY_TYPE_ED25519:
-                *ret_algos = "ssh-ed25519";
-                return LIBSSH2_KNOWNHOST_KEY_ED25519;
-        default:
-                *ret_algos = NULL;
-                return 0;
+/* docs/DESIGN.md "Peers and keys": what we offer is OpenSSH's current
+ * client defaults without SHA-1, CBC, arcfour, 3DES or MD5, and without
+ * chacha20-poly1305 and the -etm MACs, which Terrapin (CVE-2023-48795) can
+ * truncate when strict KEX is not negotiated. libssh2_session_method_pref()
+ * drops the names the linked libssh2 does not implement (1.10: no
+ * sntrup/mlkem, no GCM, no strict KEX), and fails only if none is left.
+ * The two pseudo-algorithms at the end of the KEX list turn on server
+ * signature negotiation and strict KEX in a libssh2 that has them (1.11.1):
+ * with a pref list set, libssh2 offers nothing that is not on it. */
+static const char kex_algos[] =
+        "mlkem768x25519-sha256,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"
+        "curve25519-sha256,curve25519-sha256@libssh.org,"
+        "ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,"
+        "diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,"
+        "diffie-hellman-group14-sha256,"
+        "ext-info-c,kex-strict-c-v00@openssh.com";
+static const char cipher_algos[] =
+        "aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com";
+static const char mac_algos[] = "hmac-sha2-256,hmac-sha2-512";
+
+/* Host-key algorithms in OpenSSH's order, by the known_hosts key type they
+ * verify. RSA only with SHA-2 signatures (OpenSSH 8.8 dropped ssh-rsa);
+ * DSA never; certificates never (libssh2 checks no CA). */
+static const struct {
+        unsigned type;
+        const char *algos;
+} hostkey_algos[] = {
+        { KNOWNHOSTS_ED25519, "ssh-ed25519" },
+        { KNOWNHOSTS_ECDSA256, "ecdsa-sha2-nistp256" },
+        { KNOWNHOSTS_ECDSA384, "ecdsa-sha2-nistp384" },
+        { KNOWNHOSTS_ECDSA521, "ecdsa-sha2-nistp521" },
+        { KNOWNHOSTS_RSA, "rsa-sha2-512,rsa-sha2-256" },
+};
+
+/* The host-key algorithms for the key types known_hosts holds for this
+ * host, so a server with several host keys presents one we can check; all
+ * of them when it holds none (the check then refuses, naming the key). */
+static void hostkey_prefs(unsigned types, char *buf, size_t size) {
+        buf[0] = 0;
+        for (size_t i = 0; i < sizeof(hostkey_algos) / sizeof(hostkey_algos[0]); i++) {
+                if (types && !(types & hostkey_algos[i].type))
+                        continue;
+                if (buf[0])
+                        strncat(buf, ",", size - strlen(buf) - 1);
+                strncat(buf, hostkey_algos[i].algos, size - strlen(buf) - 1);
         }
 }
 
-/* The name known_hosts uses for this host: "host" on port 22, else
- * "[host]:port". */
-static void kh_name(const struct conf_peer *cp, char *buf, size_t size) {
-        if (cp->port == 22)
-                snprintf(buf, size, "%s", cp->host);
-        else
-                snprintf(buf, size, "[%s]:%u", cp->host, cp->port);
-}
-
-/* Offer only the host-key algorithms known_hosts can verify for this host
- * (plain entries; hashed ones leave libssh2's default order). */
-static void prefer_known_types(struct peer_ssh *s, LIBSSH2_KNOWNHOSTS *kh) {
-        static const int order[] = { LIBSSH2_HOSTKEY_TYPE_ED25519, LIBSSH2_HOSTKEY_TYPE_ECDSA_256,
-                                     LIBSSH2_HOSTKEY_TYPE_ECDSA_384, LIBSSH2_HOSTKEY_TYPE_ECDSA_521,
-                                     LIBSSH2_HOSTKEY_TYPE_RSA };
-        struct libssh2_knownhost *prev = NULL, *cur;
-        char name[300], prefs[256] = "";
-        bool have[16] = { false };   /* key types are a 4-bit enum, not bits */
-
-        kh_name(s->cp, name, sizeof(name));
-        while (libssh2_knownhost_get(kh, &cur, prev) == 0) {
-                prev = cur;
-                if (cur->name && strcmp(cur->name, name) == 0)
-                        have[(cur->typemask & LIBSSH2_KNOWNHOST_KEY_MASK) >> LIBSSH2_KNOWNHOST_KEY_SHIFT] = true;
-        }
-        for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+static int set_prefs(struct peer_ssh *s) {
+        static const struct {
+                int method;
+                const char *what;
                 const char *algos;
-                int bit = key_bits(order[i], &algos);
+        } fixed[] = {
+                { LIBSSH2_METHOD_KEX, "key exchange", kex_algos },
+                { LIBSSH2_METHOD_CRYPT_CS, "cipher", cipher_algos },
+                { LIBSSH2_METHOD_CRYPT_SC, "cipher", cipher_algos },
+                { LIBSSH2_METHOD_MAC_CS, "MAC", mac_algos },
+                { LIBSSH2_METHOD_MAC_SC, "MAC", mac_algos },
+        };
+        struct knownhosts_result res;
+        char hostkeys[256];
+        int r;
 
-                if (have[(bit & LIBSSH2_KNOWNHOST_KEY_MASK) >> LIBSSH2_KNOWNHOST_KEY_SHIFT]) {
-                        if (prefs[0])
-                                strncat(prefs, ",", sizeof(prefs) - strlen(prefs) - 1);
-                        strncat(prefs, algos, sizeof(prefs) - strlen(prefs) - 1);
-                }
-        }
-        if (prefs[0])
-                (void)libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs);
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+                if (libssh2_session_method_pref(s->ssh, fixed[i].method, fixed[i].algos) < 0)
+                        return fail(s, "libssh2 %s implements no %s algorithm sessyncd accepts (%s)",
+                                    libssh2_version(0), fixed[i].what, fixed[i].algos);
+        r = knownhosts_check(s->kh, s->kh_len, s->cp->host, s->cp->port, NULL, 0, &res);
+        if (r < 0)
+                return fail(s, "cannot look %s up in known_hosts \"%s\": %s", s->name, s->conf->known_hosts,
+                            strerror(-r));
+        hostkey_prefs(res.types, hostkeys, sizeof(hostkeys));
+        if (!hostkeys[0] || libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, hostkeys) < 0)
+                return fail(s, "known_hosts \"%s\" holds for %s only keys libssh2 %s cannot check without SHA-1 "
+                               "or DSA (%s): refusing; add its ed25519 or ECDSA key (ssh-keyscan -t ed25519)",
+                            s->conf->known_hosts, s->name, libssh2_version(0), hostkeys[0] ? hostkeys : "ssh-dss");
+        return 0;
+}
+
+/* " (HINT)" for a key known_hosts does not hold: a line that names the
+ * host but cannot be used, a @cert-authority line, a line for port 22 only. */
+static void notfound_hints(struct peer_ssh *s, const struct knownhosts_result *res, const uint8_t *key,
+                           size_t len, char *buf, size_t size) {
+        struct knownhosts_result bare;
+        size_t n = 0;
+
+        buf[0] = 0;
+        if (res->bad_line)
+                n += (size_t)snprintf(buf + n, size - n, "; line %u names it but cannot be used: %s", res->bad_line,
+                                      res->bad_why);
+        if (res->ca_line && n < size)
+                n += (size_t)snprintf(buf + n, size - n, "; line %u is @cert-authority, which sessyncd does not "
+                                      "trust (no host certificates)", res->ca_line);
+        if (s->cp->port != 22 && n < size &&
+            knownhosts_check(s->kh, s->kh_len, s->cp->host, 22, key, len, &bare) == 0 &&
+            bare.verdict == KNOWNHOSTS_MATCH)
+                (void)snprintf(buf + n, size - n, "; line %u has this key for %s on port 22 only: for port %u "
+                               "the line must name %s, as OpenSSH's does", bare.line, s->cp->host, s->cp->port,
+                               s->name);
 }
 
 static int check_host_key(struct peer_ssh *s) {
-        LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(s->ssh);
-        struct libssh2_knownhost *found = NULL;
-        const char *key, *algos;
+        struct knownhosts_result res;
+        const char *kh = s->conf->known_hosts;
+        char fp[KNOWNHOSTS_FINGERPRINT], hints[400];
+        const uint8_t *key;
         size_t len;
-        int type, bits, r;
-        char name[300];
+        int type, r;
 
-        kh_name(s->cp, name, sizeof(name));
-        if (!kh)
-                return fail(s, "out of memory checking the host key of %s", name);
-        if (libssh2_knownhost_readfile(kh, s->conf->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-                libssh2_knownhost_free(kh);
-                return fail(s, "cannot read known_hosts \"%s\": %s", s->conf->known_hosts, ssh_err(s));
-        }
-        key = libssh2_session_hostkey(s->ssh, &len, &type);
-        bits = key ? key_bits(type, &algos) : 0;
-        if (!key || !bits) {
-                libssh2_knownhost_free(kh);
-                return fail(s, "%s offered a host key of a type sessyncd cannot check", name);
-        }
-        r = libssh2_knownhost_checkp(kh, s->cp->host, s->cp->port, key, len,
-                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | bits, &found);
-        libssh2_knownhost_free(kh);
-        switch (r) {
-        case LIBSSH2_KNOWNHOST_CHECK_MATCH:
+        key = (const uint8_t *)libssh2_session_hostkey(s->ssh, &len, &type);
+        if (!key || knownhosts_fingerprint(key, len, fp, sizeof(fp)) < 0)
+                return fail(s, "%s presented no host key sessyncd can read", s->name);
+        r = knownhosts_check(s->kh, s->kh_len, s->cp->host, s->cp->port, key, len, &res);
+        if (r < 0)
+                return fail(s, "cannot check the host key of %s against %s: %s", s->name, kh, strerror(-r));
+        switch (res.verdict) {
+        case KNOWNHOSTS_MATCH:
+                s->kh_line = res.line;
                 return 0;
-        case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-                return fail(s, "HOST KEY OF %s HAS CHANGED (possible man-in-the-middle): refusing; if the "
-                               "change is expected, replace its line in %s", name, s->conf->known_hosts);
-        case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-                return fail(s, "no host key for %s in %s: refusing; add it (ssh-keyscan) after checking "
-                               "its fingerprint", name, s->conf->known_hosts);
+        case KNOWNHOSTS_REVOKED:
+                return fail(s, "host key of %s (%s) is REVOKED by %s:%u (@revoked): refusing", s->name, fp, kh,
+                            res.line);
+        case KNOWNHOSTS_CHANGED:
+                return fail(s, "HOST KEY OF %s HAS CHANGED (possible man-in-the-middle): it presents %s, %s:%u "
+                               "holds another; refusing; if the change is expected, replace that line",
+                            s->name, fp, kh, res.line);
+        case KNOWNHOSTS_NOTFOUND:
         default:
-                return fail(s, "cannot check the host key of %s against %s", name, s->conf->known_hosts);
+                notfound_hints(s, &res, key, len, hints, sizeof(hints));
+                return fail(s, "no host key for %s in %s: refusing; it presents %s, add it (ssh-keyscan) after "
+                               "checking that fingerprint%s", s->name, kh, fp, hints);
         }
+}
+
+/* After the handshake: the algorithms agreed, for the log. */
+static void log_methods(struct peer_ssh *s) {
+        const char *kex = libssh2_session_methods(s->ssh, LIBSSH2_METHOD_KEX);
+        const char *hk = libssh2_session_methods(s->ssh, LIBSSH2_METHOD_HOSTKEY);
+        const char *cs = libssh2_session_methods(s->ssh, LIBSSH2_METHOD_CRYPT_CS);
+        const char *mac = libssh2_session_methods(s->ssh, LIBSSH2_METHOD_MAC_CS);
+
+        log_info("peer \"%s\": SSH to %s: kex %s, %s key matching %s:%u, cipher %s, MAC %s", s->cp->name, s->name,
+                 kex ? kex : "?", hk ? hk : "?", s->conf->known_hosts, s->kh_line, cs ? cs : "?", mac ? mac : "?");
 }
 
 static int step_handshake(struct peer_ssh *s) {
         int r;
 
         if (!s->ssh) {
-                LIBSSH2_KNOWNHOSTS *kh;
-
+                /* Read once per connection: a fixed file takes effect at the next retry. */
+                if ((r = knownhosts_read(s->conf->known_hosts, &s->kh, &s->kh_len)) < 0)
+                        return fail(s, "cannot read known_hosts \"%s\": %s", s->conf->known_hosts,
+                                    r == -EFBIG ? "larger than 4 MiB" : strerror(-r));
                 s->ssh = libssh2_session_init();
                 if (!s->ssh)
                         return fail(s, "libssh2: out of memory");
                 libssh2_session_set_blocking(s->ssh, 0);
-                kh = libssh2_knownhost_init(s->ssh);
-                if (kh && libssh2_knownhost_readfile(kh, s->conf->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) >= 0)
-                        prefer_known_types(s, kh);
-                if (kh)
-                        libssh2_knownhost_free(kh);
+                if ((r = set_prefs(s)) < 0)
+                        return r;
         }
         r = libssh2_session_handshake(s->ssh, s->fd);
         if (r == LIBSSH2_ERROR_EAGAIN)
                 return -EAGAIN;
+        if (r == LIBSSH2_ERROR_KEX_FAILURE)
+                return fail(s, "SSH handshake with %s failed: key exchange failed, most often no algorithm in common "
+                               "(sessyncd offers only current ones, docs/DESIGN.md \"Peers and keys\"; the peer's "
+                               "sshd log says what each side offered): %s", s->name, ssh_err(s));
         if (r < 0)
-                return fail(s, "SSH handshake with %s failed: %s", s->cp->host, ssh_err(s));
-        return check_host_key(s);
+                return fail(s, "SSH handshake with %s failed: %s", s->name, ssh_err(s));
+        r = check_host_key(s);
+        free(s->kh);
+        s->kh = NULL;
+        if (r == 0)
+                log_methods(s);
+        return r;
+}
+
+/* At start: every line of known_hosts that cannot be used as written,
+ * with its file:line, so a @cert-authority or a typo is seen before the
+ * first connection is refused (docs/DESIGN.md "Peers and keys"). */
+static void report_note(void *ctx, unsigned line, const char *why) {
+        log_warn("%s:%u: %s", (const char *)ctx, line, why);
+}
+
+void peer_ssh_report(const struct conf *c) {
+        char *text = NULL;
+        size_t len = 0;
+        int r;
+
+        if (!c->n_peers)
+                return;
+        if ((r = knownhosts_read(c->known_hosts, &text, &len)) < 0) {
+                log_warn("known_hosts \"%s\": %s; connections to peers are refused until it can be read",
+                         c->known_hosts, r == -EFBIG ? "larger than 4 MiB" : strerror(-r));
+                return;
+        }
+        (void)knownhosts_scan(text, len, report_note, (void *)c->known_hosts);
+        free(text);
 }
 
 static int step_auth(struct peer_ssh *s) {

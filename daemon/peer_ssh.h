@@ -1,12 +1,15 @@
 /* One outbound SSH connection to a peer's sshd, non-blocking libssh2 from
  * TCP connect to an exec'd channel (docs/DESIGN.md "Peers and keys").
  *
- * The host key is checked against known_hosts (OpenSSH format, re-read on
- * every connect so a fixed file takes effect at the next retry): an
- * unknown or changed key refuses the connection, and known_hosts is never
- * written. The host-key algorithms offered are narrowed to the key types
- * known_hosts holds for this host, so a server with several host keys
- * presents the one we can check. Authentication is public key with
+ * Key exchange, ciphers, MACs and host-key algorithms are pinned to current
+ * OpenSSH defaults without SHA-1, CBC, arcfour or MD5. The host key is
+ * checked against known_hosts by lib/knownhosts.h (OpenSSH format and
+ * matching, re-read on every connect so a fixed file takes effect at the
+ * next retry): an unknown, changed or @revoked key refuses the connection,
+ * and known_hosts is never written. The host-key algorithms offered are
+ * narrowed to the key types known_hosts holds for this host, so a server
+ * with several host keys presents the one we can check. Authentication is
+ * public key with
  * `identity` (and identity.pub). The command sent is informational: the
  * peer's authorized_keys forces `sessyncd --serve`.
  *
@@ -21,6 +24,11 @@
 struct conf;
 struct conf_peer;
 struct peer_ssh;
+
+/* At start: log a warning, as FILE:LINE: why, for every known_hosts line
+ * that cannot be used as written (malformed, @cert-authority, unsupported
+ * key type), and one if the file cannot be read. Nothing when no peers. */
+void peer_ssh_report(const struct conf *c);
 
 int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_ssh **ret);
 void peer_ssh_free(struct peer_ssh *s);

@@ -19,6 +19,7 @@
 #include "daemon/log.h"
 #include "daemon/node.h"
 #include "daemon/peer.h"
+#include "daemon/peer_ssh.h"
 #include "daemon/server.h"
 #include "lib/conf.h"
 
@@ -169,6 +170,8 @@ int reload_config(struct daemon *d) {
                                  old_of_new[j] == NODE_NO_PEER ? "added" : "changed; reconnecting");
                         peer_start(d->peers[j], false);
                 }
+        if (ch.reconnect_all)
+                peer_ssh_report(d->conf);   /* the new known_hosts' unusable lines, as at start */
         if (ch.start_only[0])
                 log_warn("reload: changed, but read at start only (the running value stays until sessyncd "
                          "restarts): %s", ch.start_only);
