@@ -346,3 +346,33 @@ Test(server, a_silent_socket_is_closed_soon) {
         cr_assert(c.eof, "a silent socket still open after 4 s");
         cl_close(&c);
 }
+
+/* A peer key that reconnects as fast as it can gets one inventory a second
+ * (each costs a look at every file): the first connection's at once, the
+ * last one's once the second has passed; each new HELLO closes the older
+ * connection. */
+Test(server, a_peer_that_reconnects_gets_one_inventory_a_second) {
+        struct cl c[5];
+        int inv = 0, hello = 0;
+
+        for (int i = 0; i < 5; i++) {
+                cl_open(&c[i]);
+                cl_hello(&c[i]);
+                iterate(1);
+        }
+        for (int i = 0; i < 5; i++) {
+                cl_read(&c[i]);
+                inv += c[i].n[PROTO_INV_END];
+                hello += c[i].n[PROTO_HELLO];
+        }
+        cr_assert_eq(hello, 5);
+        cr_assert_eq(inv, 1, "%d inventories for 5 HELLOs in a burst", inv);
+        cr_assert(c[0].eof && !c[4].eof, "the older connections are not replaced");
+        for (int i = 0; i < 20 && !c[4].n[PROTO_INV_END]; i++) {
+                iterate(1);
+                cl_read(&c[4]);
+        }
+        cr_assert_eq(c[4].n[PROTO_INV_END], 1, "the last connection never got its inventory");
+        for (int i = 0; i < 5; i++)
+                cl_close(&c[i]);
+}
