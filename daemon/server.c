@@ -23,7 +23,7 @@ static void conn_update_events(struct conn *c) {
 
         if (c->dead)
                 return;
-        if (c->state != C_CLOSING && server_unwritten(c) < SRV_OUT_HIGH)
+        if (c->state != C_CLOSING && server_backlog(c) < SRV_OUT_HIGH)
                 ev |= EPOLLIN;
         if (c->ok_len > 0)
                 ev |= EPOLLOUT;
@@ -37,7 +37,7 @@ static void resume_later(struct conn *c) {
 }
 
 static void conn_write(struct conn *c) {
-        bool was_high = server_unwritten(c) >= SRV_OUT_HIGH;
+        bool was_high = server_backlog(c) >= SRV_OUT_HIGH;
 
         while (c->ok_len > 0 && !c->dead) {
                 ssize_t n = send(c->fd, c->out.buf + c->out_off, c->ok_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -76,7 +76,7 @@ static void conn_write(struct conn *c) {
                 server_send_inventory(c);   /* leaves at the next flush, after that turn's tombstones are durable */
         /* Frames left in the input when the replies went over the mark are
          * not in the socket any more: epoll would not bring them back. */
-        if (was_high && server_unwritten(c) < SRV_OUT_HIGH && c->in.len > c->in_off)
+        if (was_high && server_backlog(c) < SRV_OUT_HIGH && c->in.len > c->in_off)
                 resume_later(c);
         conn_update_events(c);
 }
@@ -98,7 +98,7 @@ static void conn_pump(struct conn *c) {
                 ssize_t n;
                 int r;
 
-                if (server_unwritten(c) >= SRV_OUT_HIGH)
+                if (server_backlog(c) >= SRV_OUT_HIGH)
                         break;   /* conn_write resumes it once below the mark */
                 if (frames >= SRV_SHARE_FRAMES || bytes >= SRV_SHARE_BYTES) {
                         resume_later(c);

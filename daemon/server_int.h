@@ -108,6 +108,15 @@ static inline size_t server_unwritten(const struct conn *c) {
         return c->out.len - c->out_off;
 }
 
+/* The unwritten replies the high-water mark is about: those after the
+ * inventory in flight, which has its own bound (one at a time). A big
+ * inventory does not stop a peer's ACKs, as it did not before. */
+static inline size_t server_backlog(const struct conn *c) {
+        size_t inv_left = c->inv_end > c->written ? (size_t)(c->inv_end - c->written) : 0;
+
+        return server_unwritten(c) - inv_left;
+}
+
 /* server_conn.c */
 /* True if a line of this kind may be logged now; *ret_quiet is how many
  * were held back since the last one. */

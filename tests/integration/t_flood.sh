@@ -43,12 +43,14 @@ daemon_start 1 || it_abort "n1's daemon did not start"
 # ------------------------------------------------------------------ the bound
 # DESIGN.md "Bounds", M_server for P peers and E entries of names of L
 # bytes: I = E*(18 + L) + 13*(E/4096 rounded up) + 13, R = 512,
-# c0 = 8 KiB + 1 KiB + 1 KiB*P, cP = 16 MiB + 4 + 64 KiB + 2*(1 MiB + I + R)
-# + 64 KiB, M_server = 40*c0 + P*cP (+ ~300 bytes per connection).
+# c0 = 8 KiB + 1 KiB + 1 KiB*P, U = 2*(1 MiB + R) + I,
+# cP = 16 MiB + 4 + 64 KiB + 2*U + 64 KiB, M_server = 40*c0 + P*cP
+# (+ ~300 bytes per connection).
 P=2
 inv=$((S * (18 + name_len) + 13 * ((S + 4095) / 4096) + 13))
 c0=$((8192 + 1024 + 1024 * P))
-cP=$(((16 << 20) + 4 + (64 << 10) + 2 * ((1 << 20) + inv + 512) + (64 << 10)))
+U=$((2 * ((1 << 20) + 512) + inv))
+cP=$(((16 << 20) + 4 + (64 << 10) + 2 * U + (64 << 10)))
 server_kb=$(((40 * c0 + P * cP + (40 + P) * 300) / 1024))
 # The fast sender's files also go through the turn's file cache (16 MiB)
 # and n2's outbound buffers to its peers (16 MiB + 64 KiB in, 4 MiB out
