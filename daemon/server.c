@@ -18,7 +18,7 @@
 
 /* Reading is on only while the connection may still send frames and its
  * replies are below the high-water mark: backpressure, not buffering. */
-static void conn_update_events(struct conn *c) {
+static void conn_update_events(struct server_conn *c) {
         uint32_t ev = 0;
 
         if (c->dead)
@@ -31,12 +31,12 @@ static void conn_update_events(struct conn *c) {
                 server_conn_close(c);
 }
 
-static void resume_later(struct conn *c) {
+static void resume_later(struct server_conn *c) {
         c->more = true;
         loop_timer_arm_sooner(c->srv->loop, c->srv->resume, 0);
 }
 
-static void conn_write(struct conn *c) {
+static void conn_write(struct server_conn *c) {
         bool was_high = server_backlog(c) >= SRV_OUT_HIGH;
 
         while (c->ok_len > 0 && !c->dead) {
@@ -85,7 +85,7 @@ static void conn_write(struct conn *c) {
  * high-water mark and within this callback's share of the loop; then yield.
  * Level-triggered epoll brings back what is still in the socket, the
  * resume timer what is already in the input buffer. */
-static void conn_pump(struct conn *c) {
+static void conn_pump(struct server_conn *c) {
         size_t bytes = 0, frames = 0;
         char buf[SRV_PEER_READ];
 
@@ -99,7 +99,7 @@ static void conn_pump(struct conn *c) {
                 int r;
 
                 if (server_backlog(c) >= SRV_OUT_HIGH)
-                        break;   /* conn_write resumes it once below the mark */
+                        break;          /* conn_write resumes it once below the mark */
                 if (frames >= SRV_SHARE_FRAMES || bytes >= SRV_SHARE_BYTES) {
                         resume_later(c);
                         break;
@@ -144,17 +144,17 @@ static void conn_pump(struct conn *c) {
                 }
         }
         if (c->dead || c->state == C_CLOSING) {
-                proto_wr_free(&c->in);   /* nothing more is read from it */
+                proto_wr_free(&c->in);  /* nothing more is read from it */
                 c->in_off = 0;
         } else if (c->in_off == c->in.len && c->in.cap > (SRV_PEER_READ << 1)) {
-                proto_wr_free(&c->in);   /* a big frame's memory goes back once it is handled */
+                proto_wr_free(&c->in);  /* a big frame's memory goes back once it is handled */
                 c->in_off = 0;
         }
         c->pumping = false;
 }
 
 static void on_conn(struct loop *l, uint32_t events, void *ctx) {
-        struct conn *c = ctx;
+        struct server_conn *c = ctx;
 
         (void)l;
         /* The other end is gone: nothing read now could be answered. */
@@ -175,7 +175,7 @@ static int64_t on_resume(struct loop *l, void *ctx) {
         struct server *s = ctx;
 
         (void)l;
-        for (struct conn *c = s->conns; c; c = c->next) {
+        for (struct server_conn *c = s->conns; c; c = c->next) {
                 if (c->dead || !c->more)
                         continue;
                 conn_pump(c);
@@ -206,7 +206,7 @@ static bool client_allowed(struct server *s, int fd) {
         return false;
 }
 
-static void conn_free(struct conn *c) {
+static void conn_free(struct server_conn *c) {
         server_conn_close(c);
         proto_wr_free(&c->in);
         proto_wr_free(&c->out);
@@ -218,10 +218,10 @@ static void conn_free(struct conn *c) {
  * Only at the top of a callback, timer or turn: never while one of them is
  * being dispatched. */
 static void reap(struct server *s) {
-        struct conn **cp = &s->conns;
+        struct server_conn **cp = &s->conns;
 
         while (*cp) {
-                struct conn *c = *cp;
+                struct server_conn *c = *cp;
 
                 if (c->dead) {
                         *cp = c->next;
@@ -243,7 +243,7 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
         reap(s);
         for (int i = 0; i < SRV_ACCEPT_BATCH; i++) {
                 int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                struct conn *c;
+                struct server_conn *c;
 
                 if (fd < 0)
                         return;
@@ -276,7 +276,7 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
 }
 
 void server_flush(struct server *s) {
-        for (struct conn *c = s->conns; c; c = c->next) {
+        for (struct server_conn *c = s->conns; c; c = c->next) {
                 if (!c->dead) {
                         c->ok_len = server_unwritten(c);
                         conn_write(c);
@@ -293,7 +293,7 @@ static int64_t on_tick(struct loop *l, void *ctx) {
         uint64_t now = loop_now_ms(l);
 
         reap(s);
-        for (struct conn *c = s->conns; c; c = c->next) {
+        for (struct server_conn *c = s->conns; c; c = c->next) {
                 uint64_t age = now - c->since_ms;
 
                 if (c->dead)
@@ -361,7 +361,7 @@ void server_free(struct server *s) {
         if (!s)
                 return;
         while (s->conns) {
-                struct conn *c = s->conns;
+                struct server_conn *c = s->conns;
                 s->conns = c->next;
                 conn_free(c);
         }

@@ -8,6 +8,15 @@
  * A malformed or unexpected frame closes that connection with a logged
  * reason (and an ERROR frame to the other side); nothing else is affected.
  *
+ * What any connection can make the daemon hold or do is bounded
+ * (docs/DESIGN.md "Inbound connections", "Bounds"): separate pools for
+ * connections that have sent nothing, relays without a HELLO, --status
+ * answers and one slot per configured peer; frames of 4 KiB until a HELLO
+ * is accepted; frames dispatched one at a time, none while the replies
+ * after the inventory in flight pass 1 MiB; one inventory in flight per
+ * connection and, after a burst of 4, one a second per peer; a share of
+ * each loop turn per connection.
+ *
  * Replies are written only from server_flush(), which the daemon calls
  * after tombstones are synced to disk: an ACK never overtakes the
  * durability of what it acknowledges.

@@ -17,7 +17,7 @@
 /* What a client can make the daemon log is rate-limited like the rest of
  * what it can make it do: a flood of sockets or reconnections is a few
  * lines with counts, not a flood of the journal. */
-bool server_limit(struct srv_limit *lim, uint64_t *ret_quiet) {
+bool server_rate_ok(struct server_rate *lim, uint64_t *ret_quiet) {
         uint64_t now = loop_clock_ms();
 
         if (lim->ms && now - lim->ms < SRV_NOTE_MS) {
@@ -30,12 +30,12 @@ bool server_limit(struct srv_limit *lim, uint64_t *ret_quiet) {
         return true;
 }
 
-void server_note(struct srv_limit *lim, const char *fmt, ...) {
+void server_note(struct server_rate *lim, const char *fmt, ...) {
         char line[400];
         uint64_t quiet;
         va_list ap;
 
-        if (!server_limit(lim, &quiet))
+        if (!server_rate_ok(lim, &quiet))
                 return;
         va_start(ap, fmt);
         vsnprintf(line, sizeof(line), fmt, ap);
@@ -47,7 +47,7 @@ void server_note(struct srv_limit *lim, const char *fmt, ...) {
                 log_warn("%s", line);
 }
 
-void server_conn_close(struct conn *c) {
+void server_conn_close(struct server_conn *c) {
         if (c->dead)
                 return;
         c->dead = true;
@@ -67,7 +67,7 @@ void server_conn_close(struct conn *c) {
         }
 }
 
-const char *server_who(const struct conn *c) {
+const char *server_who(const struct server_conn *c) {
         if (c->pool == P_PEER)
                 return c->srv->conf->peers[c->idx].name;
         return c->from[0] ? c->from : "?";
@@ -77,13 +77,13 @@ const char *server_who(const struct conn *c) {
  * connection: one that has had its time, while c has just shown it is
  * alive; an attacker who keeps the pool full must keep reconnecting, and an
  * honest client, which sends its frames at once, passes between. */
-void server_admit(struct conn *c, enum conn_pool p, size_t max) {
+void server_admit(struct server_conn *c, enum server_pool p, size_t max) {
         struct server *s = c->srv;
 
         if (s->n_pool[p] >= max) {
-                struct conn *oldest = NULL;
+                struct server_conn *oldest = NULL;
 
-                for (struct conn *o = s->conns; o; o = o->next)
+                for (struct server_conn *o = s->conns; o; o = o->next)
                         if (o != c && !o->dead && o->pool == p)
                                 oldest = o;   /* the list is newest first */
                 if (oldest) {
@@ -100,10 +100,10 @@ void server_admit(struct conn *c, enum conn_pool p, size_t max) {
 }
 
 /* Tell the other side why, then close once that is written. */
-int server_refuse(struct conn *c, const char *why) {
+int server_refuse(struct server_conn *c, const char *why) {
         struct proto_msg m = { .type = PROTO_ERROR };
 
-        struct srv_limit *lim = c->pool == P_PEER    ? &c->srv->peer[c->idx].refusals
+        struct server_rate *lim = c->pool == P_PEER    ? &c->srv->peer[c->idx].refusals
                                 : c->state == C_SERVE ? &c->srv->relay_lines
                                                       : &c->srv->sock_lines;
 

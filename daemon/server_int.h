@@ -43,17 +43,18 @@ struct peer;
 #define SRV_SILENCE_MS 30000    /* the pusher pings every 5 s */
 #define SRV_TICK_MS 1000
 #define SRV_NOTE_MS 10000       /* unauthenticated events are logged at most this often */
-#define SRV_INV_GAP_MS 1000     /* one inventory per peer per second, however it reconnects or asks */
+#define SRV_INV_GAP_MS 1000     /* a peer's inventories: one a second, however it reconnects or asks, */
+#define SRV_INV_BURST 4         /* after a burst (its daemon, a --full-sync and a reconnect at once) */
 
-enum conn_state { C_NEW, C_SERVE, C_PEER, C_CLOSING };
-enum conn_pool { P_NONE, P_NEW, P_RELAY, P_CLI, P_PEER, P_N_ };
+enum server_conn_state { C_NEW, C_SERVE, C_PEER, C_CLOSING };
+enum server_pool { P_NONE, P_NEW, P_RELAY, P_CLI, P_PEER, P_N_ };
 
-struct conn {
+struct server_conn {
         struct server *srv;
         int fd;
         struct loop_fd *reg;
-        enum conn_state state;
-        enum conn_pool pool;            /* the slot it holds; kept while C_CLOSING */
+        enum server_conn_state state;
+        enum server_pool pool;          /* the slot it holds; kept while C_CLOSING */
         struct proto_wr in, out;
         size_t in_off;                  /* bytes of in already dispatched */
         size_t out_off;                 /* bytes of out already written */
@@ -68,50 +69,50 @@ struct conn {
         uint64_t last_io_ms;
         bool pumping;                   /* in holds the frame being dispatched */
         bool dead;
-        struct conn *next;
+        struct server_conn *next;
 };
 
-/* What a peer's reconnections and requests cost, whichever connection
- * carries them. */
 /* A kind of log line a client can cause: one per SRV_NOTE_MS, then a
  * count. */
-struct srv_limit {
+struct server_rate {
         uint64_t ms;                    /* the last line was logged then */
         uint64_t quiet;                 /* lines held back since */
 };
 
-struct srv_peer {
-        uint64_t inv_ms;                /* its last inventory was made then */
-        struct srv_limit lines;         /* its connects and replacements */
-        struct srv_limit refusals;      /* what it sent that closed its connection */
+/* What a peer's reconnections and requests cost, whichever connection
+ * carries them. */
+struct server_peer {
+        uint64_t inv_tat_ms;            /* inventory rate (GCRA): when the bucket is empty again */
+        struct server_rate lines;       /* its connects and replacements */
+        struct server_rate refusals;    /* what it sent that closed its connection */
 };
 
 struct server {
         struct node *node;
-        struct srv_peer *peer;          /* one per configured peer */
+        struct server_peer *peer;       /* one per configured peer */
         gid_t gid;                      /* the socket's group: its members may connect */
         uint64_t refused_ms;            /* refusals are logged at most once a minute, */
         uint64_t refused_quiet;         /* with how many went unlogged since */
-        struct srv_limit sock_lines;    /* what unclassified clients and the pools cause */
-        struct srv_limit relay_lines;   /* refused HELLOs, relays without one */
+        struct server_rate sock_lines;  /* what unclassified clients and the pools cause */
+        struct server_rate relay_lines; /* refused HELLOs, relays without one */
         const struct conf *conf;
         struct peer *const *peers;      /* the daemon's, for --status */
         struct loop *loop;
         int fd;
         struct loop_fd *reg;
-        struct conn *conns;             /* newest first */
+        struct server_conn *conns;      /* newest first */
         size_t n_pool[P_N_];            /* live connections in each pool */
         struct loop_timer *tick, *resume;
 };
 
-static inline size_t server_unwritten(const struct conn *c) {
+static inline size_t server_unwritten(const struct server_conn *c) {
         return c->out.len - c->out_off;
 }
 
 /* The unwritten replies the high-water mark is about: those after the
  * inventory in flight, which has its own bound (one at a time). A big
  * inventory does not stop a peer's ACKs, as it did not before. */
-static inline size_t server_backlog(const struct conn *c) {
+static inline size_t server_backlog(const struct server_conn *c) {
         size_t inv_left = c->inv_end > c->written ? (size_t)(c->inv_end - c->written) : 0;
 
         return server_unwritten(c) - inv_left;
@@ -120,28 +121,28 @@ static inline size_t server_backlog(const struct conn *c) {
 /* server_conn.c */
 /* True if a line of this kind may be logged now; *ret_quiet is how many
  * were held back since the last one. */
-bool server_limit(struct srv_limit *lim, uint64_t *ret_quiet);
+bool server_rate_ok(struct server_rate *lim, uint64_t *ret_quiet);
 /* A warning through lim, with the count held back. */
-__attribute__((format(printf, 2, 3))) void server_note(struct srv_limit *lim, const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) void server_note(struct server_rate *lim, const char *fmt, ...);
 /* Close now: unregister, close the fd, free the buffers (in stays while it
  * is being dispatched; conn_pump frees it). The struct stays, marked dead,
  * until reaped. Idempotent. */
-void server_conn_close(struct conn *c);
+void server_conn_close(struct server_conn *c);
 /* The peer's name, its --from, or "?", for the log. */
-const char *server_who(const struct conn *c);
+const char *server_who(const struct server_conn *c);
 /* Move c into pool p of at most max live connections, closing the oldest
  * other one there if it is full. */
-void server_admit(struct conn *c, enum conn_pool p, size_t max);
+void server_admit(struct server_conn *c, enum server_pool p, size_t max);
 /* Queue an ERROR frame saying why and close once it is written; logged.
  * Returns -ECONNABORTED. */
-int server_refuse(struct conn *c, const char *why);
+int server_refuse(struct server_conn *c, const char *why);
 
 /* server_msg.c */
 /* What frame m means on c in its state; replies go to c->out. Returns 0, or
  * a negative errno when c is done (closing or closed). m's data points into
  * c->in and is not kept. */
-int server_msg(struct conn *c, const struct proto_msg *m);
+int server_msg(struct server_conn *c, const struct proto_msg *m);
 /* This node's inventory to c now, or once allowed (see server_msg.c). */
-void server_send_inventory(struct conn *c);
+void server_send_inventory(struct server_conn *c);
 
 #endif

@@ -14,31 +14,35 @@
 #include "lib/conf.h"
 #include "proto/msg.h"
 
-/* This node's inventory, at most one at a time per connection and one a
- * second per peer (docs/DESIGN.md "Bounds"): a request while one is still
- * unwritten, or too soon, is remembered and answered by one fresh
- * inventory once that one is out and the second has passed (conn_write,
- * the tick). Building one costs a look at every file. */
-void server_send_inventory(struct conn *c) {
-        struct srv_peer *sp = &c->srv->peer[c->idx];
+/* This node's inventory, at most one at a time per connection, and per
+ * peer one a second after a burst of SRV_INV_BURST (docs/DESIGN.md
+ * "Inbound connections"): a request while one is still unwritten, or over
+ * the rate, is remembered and answered by one fresh inventory once both
+ * allow it (conn_write, the tick). Building one costs a look at every file,
+ * and a peer key can reconnect as fast as sshd lets it. The burst lets a
+ * --full-sync beside its own daemon (both are that peer here, each new
+ * HELLO replacing the other's connection) get its inventory at once. */
+void server_send_inventory(struct server_conn *c) {
+        struct server_peer *sp = &c->srv->peer[c->idx];
         uint64_t now = loop_clock_ms();
+        uint64_t tat = sp->inv_tat_ms > now ? sp->inv_tat_ms : now;
 
-        if (c->written < c->inv_end || (sp->inv_ms && now - sp->inv_ms < SRV_INV_GAP_MS)) {
+        if (c->written < c->inv_end || tat - now > (uint64_t)(SRV_INV_BURST - 1) * SRV_INV_GAP_MS) {
                 c->inv_again = true;
                 return;
         }
         c->inv_again = false;
-        sp->inv_ms = now;
+        sp->inv_tat_ms = tat + SRV_INV_GAP_MS;
         node_inv_encode(c->srv->node, &c->out);
         c->inv_end = c->written + server_unwritten(c);
 }
 
 /* A peer's connect lines, at most one per SRV_NOTE_MS per peer: its key
  * may reconnect as fast as sshd lets it. */
-static bool peer_note(struct conn *c) {
+static bool peer_note(struct server_conn *c) {
         uint64_t quiet;
 
-        if (!server_limit(&c->srv->peer[c->idx].lines, &quiet))
+        if (!server_rate_ok(&c->srv->peer[c->idx].lines, &quiet))
                 return false;
         if (quiet)
                 log_info("peer \"%s\": %llu more connections to us in the last %d s",
@@ -46,7 +50,7 @@ static bool peer_note(struct conn *c) {
         return true;
 }
 
-static int on_hello(struct conn *c, const struct proto_msg *m) {
+static int on_hello(struct server_conn *c, const struct proto_msg *m) {
         const struct conf *conf = c->srv->conf;
         const struct conf_peer *cp = conf_peer_find(conf, m->node);
         struct proto_msg reply = { .type = PROTO_HELLO, .version = PROTO_VERSION };
@@ -70,7 +74,7 @@ static int on_hello(struct conn *c, const struct proto_msg *m) {
         /* One live connection per peer, in the peer's own slot: a new one
          * means the old is dead (a partition the old relay has not noticed
          * yet). */
-        for (struct conn *o = c->srv->conns; o; o = o->next) {
+        for (struct server_conn *o = c->srv->conns; o; o = o->next) {
                 if (o != c && !o->dead && o->pool == P_PEER && o->idx == c->idx) {
                         if (noted)
                                 log_info("peer \"%s\": a new connection replaces an older one", m->node);
@@ -91,7 +95,7 @@ static int on_hello(struct conn *c, const struct proto_msg *m) {
         return 0;
 }
 
-static int on_status_req(struct conn *c, const struct proto_msg *m) {
+static int on_status_req(struct server_conn *c, const struct proto_msg *m) {
         struct proto_msg reply = { .type = PROTO_STATUS };
         struct proto_wr text;
 
@@ -107,7 +111,7 @@ static int on_status_req(struct conn *c, const struct proto_msg *m) {
         return -ECONNABORTED;
 }
 
-int server_msg(struct conn *c, const struct proto_msg *m) {
+int server_msg(struct server_conn *c, const struct proto_msg *m) {
         struct proto_msg reply = { 0 };
         char why[128];
 
