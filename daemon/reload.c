@@ -135,7 +135,8 @@ int reload_config(struct daemon *d) {
                 changed += !reuse[j];
         }
         removed = old->n_peers + added - c->n_peers;
-        if ((r = build_peers(d, c, old_of_new, reuse, &peers)) < 0)
+        if ((d->server && (r = server_reserve_peers(d->server, c->n_peers)) < 0) ||
+            (r = build_peers(d, c, old_of_new, reuse, &peers)) < 0)
                 goto nomem;
         if (same_order(old, c, old_of_new))
                 node_set_conf(d->node, c);

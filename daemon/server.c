@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,261 +11,178 @@
 #include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/node.h"
-#include "daemon/peer.h"
+#include "daemon/server_int.h"
 #include "daemon/sock.h"
-#include "daemon/status.h"
 #include "daemon/wire.h"
 #include "proto/msg.h"
 
-#define SRV_MAX_CONNS 128
-#define SRV_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
-#define SRV_OUT_HIGH (8u << 20)         /* stop reading while replies back up */
-#define SRV_HANDSHAKE_MS 15000          /* SERVE and HELLO must come this soon */
-#define SRV_SILENCE_MS 30000            /* the pusher pings every 5 s */
-#define SRV_TICK_MS 5000
-
-enum conn_state { C_NEW, C_SERVE, C_PEER, C_CLOSING };
-
-struct conn {
-        struct server *srv;
-        int fd;
-        struct loop_fd *reg;
-        enum conn_state state;
-        struct proto_wr in, out;
-        size_t ok_len;                  /* bytes of out that may be written */
-        char from[PROTO_NODE_MAX + 1];  /* --serve --from, "" = any peer */
-        size_t idx;                     /* peer index once HELLO is accepted */
-        uint64_t since_ms, last_rx_ms;
-        bool dead;
-        struct conn *next;
-};
-
-struct server {
-        struct node *node;
-        gid_t gid;                      /* the socket's group: its members may connect */
-        uint64_t refused_ms;            /* refusals are logged at most once a minute, */
-        uint64_t refused_quiet;         /* with how many went unlogged since */
-        const struct conf *conf;
-        struct peer *const *peers;      /* the daemon's, for --status */
-        struct loop *loop;
-        int fd;
-        struct loop_fd *reg;
-        struct conn *conns;
-        size_t n_conns;
-        struct loop_timer *tick;
-};
-
-static void conn_close(struct conn *c) {
-        if (c->dead)
-                return;
-        c->dead = true;
-        loop_del_fd(c->srv->loop, c->reg);
-        c->reg = NULL;
-        close(c->fd);
-        c->fd = -1;
-}
-
-static const char *who(const struct conn *c) {
-        if (c->state == C_PEER)
-                return c->srv->conf->peers[c->idx].name;
-        return c->from[0] ? c->from : "?";
-}
-
-/* Tell the other side why, then close once that is written. */
-static int refuse(struct conn *c, const char *why) {
-        struct proto_msg m = { .type = PROTO_ERROR };
-
-        log_warn("inbound connection from peer \"%s\": %s; closing it", who(c), why);
-        m.data = (const uint8_t *)why;
-        m.data_len = strlen(why);
-        (void)proto_msg_encode(&c->out, &m);
-        c->state = C_CLOSING;
-        return -ECONNABORTED;
-}
-
-static int on_hello(struct conn *c, const struct proto_msg *m) {
-        const struct conf *conf = c->srv->conf;
-        const struct conf_peer *cp = conf_peer_find(conf, m->node);
-        struct proto_msg reply = { .type = PROTO_HELLO, .version = PROTO_VERSION };
-        char why[300];
-
-        if (!cp) {
-                snprintf(why, sizeof(why), "\"%s\" is not a peer in %s", m->node, conf->path);
-                return refuse(c, why);
-        }
-        if (c->from[0] && strcmp(c->from, m->node) != 0) {
-                snprintf(why, sizeof(why), "this key may only be used by \"%s\", not \"%s\"", c->from, m->node);
-                return refuse(c, why);
-        }
-        if (strcmp(m->to, conf->name) != 0) {
-                snprintf(why, sizeof(why), "this is node \"%s\", not \"%s\"", conf->name, m->to);
-                return refuse(c, why);
-        }
-        c->idx = (size_t)(cp - conf->peers);
-        /* One live connection per peer: a new one means the old is dead
-         * (a partition the old relay has not noticed yet). */
-        for (struct conn *o = c->srv->conns; o; o = o->next) {
-                if (o != c && !o->dead && o->state == C_PEER && o->idx == c->idx) {
-                        log_info("peer \"%s\": a new connection replaces an older one", m->node);
-                        conn_close(o);
-                }
-        }
-        c->state = C_PEER;
-        reply.clock_ns = loop_realtime_ns();
-        snprintf(reply.node, sizeof(reply.node), "%s", conf->name);
-        snprintf(reply.to, sizeof(reply.to), "%s", m->node);
-        (void)proto_msg_encode(&c->out, &reply);
-        node_inv_encode(c->srv->node, &c->out);
-        log_info("peer \"%s\": connected to us", m->node);
-        if (c->srv->peers)
-                peer_kick(c->srv->peers[c->idx]);
-        return 0;
-}
-
-static int on_msg(void *ctx, const struct proto_msg *m) {
-        struct conn *c = ctx;
-        struct proto_msg reply = { 0 };
-        char why[128];
-
-        switch (c->state) {
-        case C_NEW:
-                if (m->type == PROTO_RELAY) {
-                        snprintf(c->from, sizeof(c->from), "%s", m->node);
-                        c->state = C_SERVE;
-                        return 0;
-                }
-                if (m->type == PROTO_STATUS_REQ) {
-                        struct proto_wr text;
-
-                        proto_wr_init(&text);
-                        (void)status_render(c->srv->node, c->srv->peers, m->kind, &text);
-                        reply.type = PROTO_STATUS;
-                        reply.data = text.buf;
-                        reply.data_len = text.len;
-                        (void)proto_msg_encode(&c->out, &reply);
-                        proto_wr_free(&text);
-                        c->state = C_CLOSING;
-                        return -ECONNABORTED;
-                }
-                break;
-        case C_SERVE:
-                if (m->type == PROTO_HELLO)
-                        return on_hello(c, m);
-                break;
-        case C_PEER:
-                switch (m->type) {
-                case PROTO_FILE:
-                case PROTO_DELTA:
-                case PROTO_TOUCH:
-                case PROTO_DELETE:
-                        node_recv(c->srv->node, c->idx, m, &reply);
-                        (void)proto_msg_encode(&c->out, &reply);
-                        return 0;
-                case PROTO_INV_REQ:
-                        node_inv_encode(c->srv->node, &c->out);
-                        return 0;
-                case PROTO_PING:
-                        reply.type = PROTO_PONG;
-                        reply.seq = m->seq;
-                        reply.echo_ns = m->clock_ns;
-                        reply.clock_ns = loop_realtime_ns();
-                        (void)proto_msg_encode(&c->out, &reply);
-                        return 0;
-                case PROTO_ERROR: {
-                        char clean[201];
-
-                        log_warn("peer \"%s\": says: %s", who(c), log_clean(clean, sizeof(clean), m->data, m->data_len));
-                        conn_close(c);
-                        return -ECONNABORTED;
-                }
-                default:
-                        break;
-                }
-                break;
-        case C_CLOSING:
-                return -ECONNABORTED;
-        }
-        snprintf(why, sizeof(why), "unexpected %s frame", proto_type_name(m->type));
-        return refuse(c, why);
-}
-
-static void conn_update_events(struct conn *c) {
+/* Reading is on only while the connection may still send frames and its
+ * replies are below the high-water mark: backpressure, not buffering. */
+static void conn_update_events(struct server_conn *c) {
         uint32_t ev = 0;
 
         if (c->dead)
                 return;
-        if (c->state != C_CLOSING && c->out.len < SRV_OUT_HIGH)
+        if (c->state != C_CLOSING && server_backlog(c) < SRV_OUT_HIGH)
                 ev |= EPOLLIN;
         if (c->ok_len > 0)
                 ev |= EPOLLOUT;
         if (loop_mod_fd(c->srv->loop, c->reg, ev) < 0)
-                conn_close(c);
+                server_conn_close(c);
 }
 
-static void conn_write(struct conn *c) {
+static void resume_later(struct server_conn *c) {
+        c->more = true;
+        loop_timer_arm_sooner(c->srv->loop, c->srv->resume, 0);
+}
+
+static void conn_write(struct server_conn *c) {
+        bool was_high = server_backlog(c) >= SRV_OUT_HIGH;
+
         while (c->ok_len > 0 && !c->dead) {
-                ssize_t n = send(c->fd, c->out.buf, c->ok_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t n = send(c->fd, c->out.buf + c->out_off, c->ok_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno != EAGAIN)
-                                conn_close(c);
+                                server_conn_close(c);
                         break;
                 }
-                proto_wr_consume(&c->out, (size_t)n);
+                c->out_off += (size_t)n;
                 c->ok_len -= (size_t)n;
+                c->written += (uint64_t)n;
+                c->last_io_ms = loop_now_ms(c->srv->loop);
         }
-        if (!c->dead && c->state == C_CLOSING && c->out.len == 0)
-                conn_close(c);
+        if (c->dead)
+                return;
+        /* Written bytes are dropped lazily: one memmove per half buffer, not
+         * one per send() (an inventory leaves in many pieces). */
+        if (c->out_off == c->out.len) {
+                if (c->out.cap > (SRV_OUT_HIGH << 1))
+                        proto_wr_free(&c->out);   /* give a big inventory's memory back */
+                else
+                        proto_wr_reset(&c->out);
+                c->out_off = 0;
+        } else if (c->out_off > (64u << 10) && c->out_off > c->out.len / 2) {
+                proto_wr_consume(&c->out, c->out_off);
+                c->out_off = 0;
+        }
+        if (c->state == C_CLOSING && server_unwritten(c) == 0) {
+                server_conn_close(c);
+                return;
+        }
+        if (c->inv_again)
+                server_send_inventory(c);   /* leaves at the next flush, after that turn's tombstones are durable */
+        /* Frames left in the input when the replies went over the mark are
+         * not in the socket any more: epoll would not bring them back. */
+        if (was_high && server_backlog(c) < SRV_OUT_HIGH && c->in.len > c->in_off)
+                resume_later(c);
         conn_update_events(c);
 }
 
-static void conn_read(struct conn *c) {
-        const char *why = NULL;
-        char buf[64 * 1024];
-        int r;
+/* Read and dispatch, frame by frame, while the replies stay below the
+ * high-water mark and within this callback's share of the loop; then yield.
+ * Level-triggered epoll brings back what is still in the socket, the
+ * resume timer what is already in the input buffer. */
+static void conn_pump(struct server_conn *c) {
+        size_t bytes = 0, frames = 0;
+        char buf[SRV_PEER_READ];
 
-        for (;;) {
-                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        c->more = false;
+        c->pumping = true;
+        while (!c->dead && c->state != C_CLOSING) {
+                size_t cap = c->state == C_PEER ? SRV_PEER_FRAME : SRV_SMALL_FRAME;
+                struct proto_msg m;
+                size_t flen;
+                ssize_t n;
+                int r;
 
+                if (server_backlog(c) >= SRV_OUT_HIGH)
+                        break;          /* conn_write resumes it once below the mark */
+                if (frames >= SRV_SHARE_FRAMES || bytes >= SRV_SHARE_BYTES) {
+                        resume_later(c);
+                        break;
+                }
+                r = wire_next(c->in.buf + c->in_off, c->in.len - c->in_off, cap, &m, &flen);
+                if (r < 0) {
+                        server_refuse(c, r == -EMSGSIZE && cap == SRV_SMALL_FRAME
+                                          ? "frame over the limit before the handshake"
+                                          : wire_strerror(r));
+                        break;
+                }
+                if (r > 0) {
+                        frames++;
+                        (void)server_msg(c, &m);
+                        c->in_off += flen;   /* m.data pointed into in until here */
+                        continue;
+                }
+                if (c->in_off) {
+                        proto_wr_consume(&c->in, c->in_off);
+                        c->in_off = 0;
+                }
+                n = recv(c->fd, buf, c->state == C_PEER ? SRV_PEER_READ : SRV_SMALL_READ, MSG_DONTWAIT);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         if (errno != EAGAIN)
-                                conn_close(c);
-                        return;
+                                server_conn_close(c);
+                        break;
                 }
                 if (n == 0) {
                         if (c->state == C_PEER)
-                                log_info("peer \"%s\": disconnected from us", who(c));
-                        conn_close(c);
-                        return;
+                                log_info("peer \"%s\": disconnected from us", server_who(c));
+                        server_conn_close(c);
+                        break;
                 }
-                c->last_rx_ms = loop_now_ms(c->srv->loop);
+                c->last_io_ms = loop_now_ms(c->srv->loop);
+                bytes += (size_t)n;
                 proto_put_bytes(&c->in, buf, (size_t)n);
-                if (proto_wr_error(&c->in) || c->in.len > SRV_IN_MAX) {
-                        refuse(c, "input over the frame size limit");
-                        return;
+                if (proto_wr_error(&c->in)) {
+                        server_refuse(c, "out of memory for its input");
+                        break;
                 }
-                r = wire_dispatch(&c->in, on_msg, c, &why);
-                if (why)
-                        refuse(c, why);
-                if (r < 0 || c->out.len >= SRV_OUT_HIGH)
-                        return;
         }
+        if (c->dead || c->state == C_CLOSING) {
+                proto_wr_free(&c->in);  /* nothing more is read from it */
+                c->in_off = 0;
+        } else if (c->in_off == c->in.len && c->in.cap > (SRV_PEER_READ << 1)) {
+                proto_wr_free(&c->in);  /* a big frame's memory goes back once it is handled */
+                c->in_off = 0;
+        }
+        c->pumping = false;
 }
 
 static void on_conn(struct loop *l, uint32_t events, void *ctx) {
-        struct conn *c = ctx;
+        struct server_conn *c = ctx;
 
         (void)l;
+        /* The other end is gone: nothing read now could be answered. */
+        if (events & (EPOLLERR | EPOLLHUP)) {
+                server_conn_close(c);
+                return;
+        }
         if (events & EPOLLIN)
-                conn_read(c);
+                conn_pump(c);
         if (!c->dead && (events & EPOLLOUT))
                 conn_write(c);
         if (!c->dead)
                 conn_update_events(c);
+}
+
+/* Connections that yielded their share with whole frames still buffered. */
+static int64_t on_resume(struct loop *l, void *ctx) {
+        struct server *s = ctx;
+
+        (void)l;
+        for (struct server_conn *c = s->conns; c; c = c->next) {
+                if (c->dead || !c->more)
+                        continue;
+                conn_pump(c);
+                if (!c->dead)
+                        conn_update_events(c);
+        }
+        return LOOP_TIMER_STOP;
 }
 
 /* A client the socket refuses is logged at most once a minute, with the
@@ -288,23 +206,49 @@ static bool client_allowed(struct server *s, int fd) {
         return false;
 }
 
+static void conn_free(struct server_conn *c) {
+        server_conn_close(c);
+        proto_wr_free(&c->in);
+        proto_wr_free(&c->out);
+        free(c);
+}
+
+/* Free the closed connections. Also done outside the flush (which waits
+ * while tombstones cannot be synced), so a flood meanwhile leaves no pile.
+ * Only at the top of a callback, timer or turn: never while one of them is
+ * being dispatched. */
+static void reap(struct server *s) {
+        struct server_conn **cp = &s->conns;
+
+        while (*cp) {
+                struct server_conn *c = *cp;
+
+                if (c->dead) {
+                        *cp = c->next;
+                        conn_free(c);
+                } else {
+                        cp = &c->next;
+                }
+        }
+}
+
+/* A new connection reads at once what it has already sent: the relay and
+ * the CLI write their first frame right after connect(), so they are
+ * classed (RELAY, or STATUS_REQ) before they need a slot among the
+ * unclassified, which a flood of silent sockets may keep full. */
 static void on_accept(struct loop *l, uint32_t events, void *ctx) {
         struct server *s = ctx;
 
         (void)events;
-        for (;;) {
+        reap(s);
+        for (int i = 0; i < SRV_ACCEPT_BATCH; i++) {
                 int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                struct conn *c;
+                struct server_conn *c;
 
                 if (fd < 0)
                         return;
                 if (!client_allowed(s, fd)) {
                         sock_refuse(fd);
-                        close(fd);
-                        continue;
-                }
-                if (s->n_conns >= SRV_MAX_CONNS) {
-                        log_warn("too many connections on the socket; refusing one");
                         close(fd);
                         continue;
                 }
@@ -316,58 +260,60 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
                 }
                 c->srv = s;
                 c->fd = fd;
-                c->since_ms = c->last_rx_ms = loop_now_ms(l);
+                c->pool = P_NONE;
+                c->since_ms = c->last_io_ms = loop_now_ms(l);
                 proto_wr_init(&c->in);
                 proto_wr_init(&c->out);
                 c->next = s->conns;
                 s->conns = c;
-                s->n_conns++;
+                s->n_pool[P_NONE]++;
+                conn_pump(c);
+                if (!c->dead && c->pool == P_NONE)
+                        server_admit(c, P_NEW, SRV_NEW_MAX);
+                if (!c->dead)
+                        conn_update_events(c);
         }
-}
-
-static void conn_free(struct conn *c) {
-        conn_close(c);
-        proto_wr_free(&c->in);
-        proto_wr_free(&c->out);
-        free(c);
 }
 
 void server_flush(struct server *s) {
-        struct conn **cp = &s->conns;
-
-        while (*cp) {
-                struct conn *c = *cp;
-
+        for (struct server_conn *c = s->conns; c; c = c->next) {
                 if (!c->dead) {
-                        c->ok_len = c->out.len;
+                        c->ok_len = server_unwritten(c);
                         conn_write(c);
                 }
-                if (c->dead) {
-                        *cp = c->next;
-                        s->n_conns--;
-                        conn_free(c);
-                } else {
-                        cp = &c->next;
-                }
         }
+        reap(s);
 }
 
-/* Close connections that never finished their handshake, and peers gone
- * silent: their relays can outlive a partition by hours (TCP keepalive). */
+/* Close connections that never finished their handshake, answers nobody
+ * reads, and peers gone silent: their relays can outlive a partition by
+ * hours (TCP keepalive). */
 static int64_t on_tick(struct loop *l, void *ctx) {
         struct server *s = ctx;
         uint64_t now = loop_now_ms(l);
 
-        for (struct conn *c = s->conns; c; c = c->next) {
+        reap(s);
+        for (struct server_conn *c = s->conns; c; c = c->next) {
+                uint64_t age = now - c->since_ms;
+
                 if (c->dead)
                         continue;
-                if ((c->state == C_NEW || c->state == C_SERVE) && now - c->since_ms > SRV_HANDSHAKE_MS) {
-                        log_warn("inbound connection: no handshake within %d s; closing it", SRV_HANDSHAKE_MS / 1000);
-                        conn_close(c);
-                } else if (c->state == C_PEER && now - c->last_rx_ms > SRV_SILENCE_MS) {
-                        log_warn("peer \"%s\": silent for %d s; closing its connection to us", who(c),
+                if (c->state == C_PEER && c->inv_again)
+                        server_send_inventory(c);   /* one held back by SRV_INV_GAP_MS */
+                if (c->state == C_NEW && age > SRV_FIRST_MS) {
+                        server_note(&s->sock_lines, "inbound connection: nothing sent within %d s; closing it",
+                                    SRV_FIRST_MS / 1000);
+                        server_conn_close(c);
+                } else if (c->state == C_SERVE && age > SRV_HELLO_MS) {
+                        server_note(&s->relay_lines, "inbound connection from peer \"%s\": no HELLO within %d s; closing it", server_who(c),
+                             SRV_HELLO_MS / 1000);
+                        server_conn_close(c);
+                } else if (c->state == C_CLOSING && age > SRV_CLOSING_MS) {
+                        server_conn_close(c);
+                } else if (c->state == C_PEER && now - c->last_io_ms > SRV_SILENCE_MS) {
+                        log_warn("peer \"%s\": silent for %d s; closing its connection to us", server_who(c),
                                  SRV_SILENCE_MS / 1000);
-                        conn_close(c);
+                        server_conn_close(c);
                 }
         }
         return SRV_TICK_MS;
@@ -383,17 +329,26 @@ int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct
         s->conf = node_conf(n);
         s->peers = peers;
         s->loop = l;
+        s->peer = calloc(s->conf->n_peers ? s->conf->n_peers : 1, sizeof(*s->peer));
+        if (!s->peer) {
+                free(s);
+                return -ENOMEM;
+        }
         s->fd = sock_bind(s->conf->socket, &s->gid);
         if (s->fd < 0) {
                 r = s->fd;
+                free(s->peer);
                 free(s);
                 return r;
         }
         s->tick = loop_timer_new(s->loop, on_tick, s);
-        r = s->tick ? loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg) : -ENOMEM;
+        s->resume = loop_timer_new(s->loop, on_resume, s);
+        r = s->tick && s->resume ? loop_add_fd(s->loop, s->fd, EPOLLIN, on_accept, s, &s->reg) : -ENOMEM;
         if (r < 0) {
                 loop_del_timer(s->loop, s->tick);
+                loop_del_timer(s->loop, s->resume);
                 close(s->fd);
+                free(s->peer);
                 free(s);
                 return r;
         }
@@ -406,27 +361,44 @@ void server_free(struct server *s) {
         if (!s)
                 return;
         while (s->conns) {
-                struct conn *c = s->conns;
+                struct server_conn *c = s->conns;
                 s->conns = c->next;
                 conn_free(c);
         }
         loop_del_fd(s->loop, s->reg);
         loop_del_timer(s->loop, s->tick);
+        loop_del_timer(s->loop, s->resume);
         close(s->fd);
+        free(s->peer);
+        free(s->peer_next);
         free(s);
 }
 
+int server_reserve_peers(struct server *s, size_t n) {
+        free(s->peer_next);
+        s->peer_next = calloc(n ? n : 1, sizeof(*s->peer_next));
+        return s->peer_next ? 0 : -ENOMEM;
+}
+
 void server_set_conf(struct server *s, const struct conf *c, struct peer *const *peers, const size_t *new_of_old) {
-        for (struct conn *k = s->conns; k; k = k->next) {
-                if (k->dead || k->state != C_PEER)
+        for (struct server_conn *k = s->conns; k; k = k->next) {
+                if (k->dead || k->pool != P_PEER)
                         continue;
                 if (new_of_old[k->idx] == NODE_NO_PEER) {
-                        log_info("peer \"%s\": no longer in %s; closing its connection to us", who(k), c->path);
-                        conn_close(k);   /* who() reads the old config: it is still alive */
+                        log_info("peer \"%s\": no longer in %s; closing its connection to us", server_who(k), c->path);
+                        server_conn_close(k);   /* server_who() reads the old config: it is still alive */
                         continue;
                 }
                 k->idx = new_of_old[k->idx];
         }
+        /* Each peer keeps its inventory rate and log limits; a new one
+         * starts fresh (server_reserve_peers zeroed it). */
+        for (size_t i = 0; i < s->conf->n_peers; i++)
+                if (new_of_old[i] != NODE_NO_PEER)
+                        s->peer_next[new_of_old[i]] = s->peer[i];
+        free(s->peer);
+        s->peer = s->peer_next;
+        s->peer_next = NULL;
         s->conf = c;
         s->peers = peers;
 }

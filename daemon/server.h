@@ -8,6 +8,15 @@
  * A malformed or unexpected frame closes that connection with a logged
  * reason (and an ERROR frame to the other side); nothing else is affected.
  *
+ * What any connection can make the daemon hold or do is bounded
+ * (docs/DESIGN.md "Inbound connections", "Bounds"): separate pools for
+ * connections that have sent nothing, relays without a HELLO, --status
+ * answers and one slot per configured peer; frames of 4 KiB until a HELLO
+ * is accepted; frames dispatched one at a time, none while the replies
+ * after the inventory in flight pass 1 MiB; one inventory in flight per
+ * connection and, after a burst of 4, one a second per peer; a share of
+ * each loop turn per connection.
+ *
  * Replies are written only from server_flush(), which the daemon calls
  * after tombstones are synced to disk: an ACK never overtakes the
  * durability of what it acknowledges.
@@ -27,11 +36,14 @@ struct server;
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
 void server_free(struct server *s);
 void server_flush(struct server *s);
-/* Reload (docs/DESIGN.md "Reload"): c and peers replace the config and the
- * daemon's peer array; new_of_old maps each old peer index to its new one,
- * or NODE_NO_PEER: that peer's connection to us is closed. Call while the
- * old config is still alive. */
+/* Reload (docs/DESIGN.md "Reload"), in two steps so that a reload is all or
+ * nothing: server_reserve_peers allocates what n peers need (0 or
+ * -ENOMEM), then server_set_conf, which cannot fail, switches: c and peers
+ * replace the config and the daemon's peer array; new_of_old maps each old
+ * peer index to its new one, or NODE_NO_PEER: that peer's connection to us
+ * is closed. Call it while the old config is still alive. */
 struct conf;
+int server_reserve_peers(struct server *s, size_t n);
 void server_set_conf(struct server *s, const struct conf *c, struct peer *const *peers, const size_t *new_of_old);
 
 #endif

@@ -5,9 +5,19 @@
 #define SESSYNC_DAEMON_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/buf.h"
 #include "proto/msg.h"
+
+/* The frame at the front of buf[0..len), if it is whole: 1 with *ret
+ * decoded (its data points into buf and lives as long as those bytes) and
+ * *ret_len its length, to be consumed by the caller; 0 if more bytes are
+ * needed; -EMSGSIZE as soon as the length field says the frame is longer
+ * than max bytes (header included), so an oversized frame is refused from
+ * its first four bytes; or the decode error (-EBADMSG, -EPROTO). *ret and
+ * *ret_len are written only when 1 is returned. */
+int wire_next(const uint8_t *buf, size_t len, size_t max, struct proto_msg *ret, size_t *ret_len);
 
 /* Called per decoded frame; a negative return stops dispatch and is
  * returned by wire_dispatch. */

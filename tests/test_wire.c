@@ -325,3 +325,42 @@ Test(wire, strerror_texts) {
         cr_assert_str_eq(wire_strerror(ECONNRESET), strerror(ECONNRESET), "a positive errno reads the same");
         cr_assert_str_neq(wire_strerror(-EBADMSG), wire_strerror(-EPROTO));
 }
+
+/* wire_next: one frame at a time, under a cap tested on the length field
+ * alone (4 bytes), before the rest of the frame is there. */
+Test(wire, next_caps_a_frame_from_its_length_field) {
+        struct proto_wr in;
+        struct proto_msg m;
+        size_t flen = 12345, one;
+
+        proto_wr_init(&in);
+        one = put_frame(&in, PROTO_PING, 1);
+        put_frame(&in, PROTO_PING, 2);
+        /* Exactly at the cap: taken, one frame only. */
+        cr_assert_eq(wire_next(in.buf, in.len, one, &m, &flen), 1);
+        cr_assert_eq(flen, one);
+        cr_assert_eq(m.seq, 1);
+        cr_assert_eq(wire_next(in.buf + flen, in.len - flen, one, &m, &flen), 1);
+        cr_assert_eq(m.seq, 2);
+        /* One byte over: refused from the first four bytes, outputs untouched. */
+        flen = 12345;
+        for (size_t k = 4; k <= one; k++)
+                cr_assert_eq(wire_next(in.buf, k, one - 1, &m, &flen), -EMSGSIZE, "k=%zu", k);
+        cr_assert_eq(flen, 12345);
+        /* Fewer than four bytes, or a partial frame under the cap: more needed. */
+        for (size_t k = 0; k < one; k++)
+                cr_assert_eq(wire_next(in.buf, k, one, &m, &flen), 0, "k=%zu", k);
+        cr_assert_eq(flen, 12345);
+        proto_wr_free(&in);
+}
+
+Test(wire, next_reports_decode_errors) {
+        uint8_t bad_len[9] = { 0, 0, 0, 1, PROTO_PING };        /* len 1: shorter than a header */
+        uint8_t bad_type[9] = { 0, 0, 0, 5, 200, 0, 0, 0, 1 };  /* unknown type */
+        struct proto_msg m;
+        size_t flen = 7;
+
+        cr_assert_eq(wire_next(bad_len, sizeof(bad_len), PROTO_FRAME_MAX + 4, &m, &flen), -EBADMSG);
+        cr_assert_eq(wire_next(bad_type, sizeof(bad_type), PROTO_FRAME_MAX + 4, &m, &flen), -EPROTO);
+        cr_assert_eq(flen, 7);
+}
