@@ -133,7 +133,7 @@ static int on_msg(void *ctx, const struct proto_msg *m) {
                         c->state = C_SERVE;
                         return 0;
                 }
-                if (m->type == PROTO_STATUS_REQ) {
+                if (m->type == PROTO_STATUS_REQ && c->srv->peers) {   /* a stand-in has no status */
                         struct proto_wr text;
 
                         proto_wr_init(&text);
