@@ -32,8 +32,9 @@ struct relay_buf {
         size_t off, len;
 };
 
+/* buf_fill moves the bytes to the front when the tail is used up. */
 static bool buf_room(const struct relay_buf *q) {
-        return q->off + q->len < sizeof(q->b);
+        return q->len < sizeof(q->b);
 }
 
 /* Read what fd has into q. 1 data or nothing now, 0 EOF, <0 error. */
@@ -42,7 +43,7 @@ static int buf_fill(struct relay_buf *q, int fd) {
 
         if (q->len == 0)
                 q->off = 0;
-        if (q->off > 0 && !buf_room(q)) {
+        if (q->off + q->len == sizeof(q->b)) {
                 memmove(q->b, q->b + q->off, q->len);
                 q->off = 0;
         }
