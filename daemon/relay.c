@@ -164,8 +164,13 @@ static int reach(const struct conf *c, int *ret_fd, char *why, size_t why_size) 
                 if (r != -EBUSY)
                         return r;
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > RELAY_WAIT_MS)
+                if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > RELAY_WAIT_MS) {
+                        /* --full-sync tries again on "retry" in the reason. */
+                        snprintf(why, why_size, "busy: no daemon answers at %s and another sessyncd has held its "
+                                 "state for %d s (a daemon starting, a --full-sync, or a stand-in that could not "
+                                 "be reached); retry", c->socket, RELAY_WAIT_MS / 1000);
                         return r;
+                }
                 nanosleep(&pause, NULL);
         }
 }

@@ -78,6 +78,10 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
                 close(null);
         }
         c.socket = path;
+        /* Our stderr is the SSH channel's: the pusher logs every line of it
+         * as a warning about this node. Say only what is one. */
+        if (log_get_level() > CONF_LOG_WARN)
+                log_set_level(CONF_LOG_WARN);
         if (handover_wanted(c.state_dir) || handover_state_busy(c.state_dir))
                 return STANDIN_BUSY;    /* says nothing: the relay reads EOF, then this status */
         if (c.session_depth > 0) {
@@ -117,7 +121,8 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
         }
         loop_timer_arm(s.d.loop, s.poll, HANDOVER_POLL_MS);
         loop_set_before_sleep(s.d.loop, daemon_turn, &s.d);
-        log_info("no daemon runs: applying peers' frames in its place (stand-in, pid %d)", (int)getpid());
+        log_warn("no daemon runs here: a stand-in (pid %d) applies peers' frames in its place until one starts",
+                 (int)getpid());
         tell(ready_fd, "");
         close(ready_fd);
         ready_fd = -1;
