@@ -19,6 +19,7 @@
 #include "daemon/server.h"
 #include "lib/conf.h"
 #include "lib/io.h"
+#include "lib/state.h"
 
 #define STANDIN_BUSY 75         /* the child's exit status: the state is held; try again */
 
@@ -35,6 +36,29 @@ static int sock_path(const struct conf *c, char *buf, size_t size) {
         if ((size_t)snprintf(buf, size, "%s/serve.sock", c->state_dir) >= sizeof(sun.sun_path))
                 return -ENAMETOOLONG;
         return 0;
+}
+
+/* Would the state's next writer be the first since boot (lib/state.h
+ * state_new_boot: state_dir/boot_id differs from the kernel's)? */
+static bool first_since_boot(const char *state_dir) {
+        char now[64] = "", was[64] = "", path[4096];
+        ssize_t n;
+        int fd;
+
+        if ((fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)) < 0)
+                return false;
+        n = read(fd, now, sizeof(now) - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        now[n] = 0;
+        snprintf(path, sizeof(path), "%s/boot_id", state_dir);
+        if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+                return true;
+        n = read(fd, was, sizeof(was) - 1);
+        close(fd);
+        was[n > 0 ? n : 0] = 0;
+        return strcmp(now, was) != 0;
 }
 
 /* The --serve that started us is gone (its pusher left): so are we. */
@@ -69,6 +93,7 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
         struct conf c = *c0;    /* the node and the server see the stand-in's socket */
         struct standin s = { .state_dir = c0->state_dir };
         char why[300] = "";
+        size_t n_files;
         int r, code = 1, null;
 
         /* Leave the SSH channel to the relay: only it speaks there. */
@@ -83,7 +108,12 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
         if (log_get_level() > CONF_LOG_WARN)
                 log_set_level(CONF_LOG_WARN);
         if (handover_wanted(c.state_dir) || handover_state_busy(c.state_dir))
-                return STANDIN_BUSY;    /* says nothing: the relay reads EOF, then this status */
+                return STANDIN_BUSY;
+        /* Opening the state records this boot's id: look before. */
+        if (first_since_boot(c.state_dir)) {
+                snprintf(why, sizeof(why), "the first start since boot is the daemon's: start sessyncd there");
+                goto out;
+        }    /* says nothing: the relay reads EOF, then this status */
         if (c.session_depth > 0) {
                 snprintf(why, sizeof(why), "session_dir: PHP's \"N;/path\" layout is not supported");
                 goto out;
@@ -105,12 +135,25 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
         }
         if ((r = daemon_signals(&s.d)) < 0)
                 goto fail;
-        /* Exactly the daemon's start-up: sessions deleted while no daemon
-         * ran become tombstones before any peer's copy is compared. */
+        /* After a reboot or a wipe the daemon forgets the journal's files
+         * (in memory): a stand-in that did so and applied a few files would
+         * leave a journal whose other files look deleted to the daemon's
+         * next start, a mass logout. Those starts are the daemon's. */
+        n_files = node_n_files(s.d.node);
         daemon_judge_journal(&s.d);
+        if (state_new_boot(s.d.state) || node_n_files(s.d.node) != n_files) {
+                snprintf(why, sizeof(why), "the first start since boot, or after the session directory was wiped, "
+                         "is the daemon's: start sessyncd there");
+                goto out;
+        }
         node_reset_suspects(s.d.node);
-        if ((r = node_scan(s.d.node)) < 0)
-                goto fail;
+        /* No scan: the inventory is the journal's, as the daemon left it.
+         * The daemon's next start then finds every change PHP made while
+         * no daemon ran (docs/DESIGN.md "Readiness": those users stay on
+         * this node), bar the names a peer sent meanwhile, which the
+         * receiver reconciles first and journals. A session deleted here
+         * meanwhile is still listed, so a peer's equal copy is not sent,
+         * and a newer one meets the tombstone the receiver makes first. */
         if ((r = server_new(s.d.node, s.d.loop, NULL, &s.d.server)) < 0)
                 goto fail;
         if ((r = loop_add_fd(s.d.loop, life_fd, EPOLLIN, on_life, &s, &s.life_reg)) < 0)

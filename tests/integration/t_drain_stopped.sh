@@ -7,13 +7,16 @@
 #  a. every daemon stopped; on n1: 200 new sessions, an update, a logout.
 #     `--full-sync n2` on n1 (through n2's real sshd) exits 0; on its exit
 #     every session is on n2 (bytes, mtime ns), the logout is a tombstone in
-#     n2's journal and not resurrected; no stand-in is left. n2's daemon then
-#     starts without waiting, and with n1's daemon the cluster converges.
+#     n2's journal and not resurrected, and a logout made on n2 meanwhile is
+#     not undone; no stand-in is left. n2's daemon then starts without
+#     waiting, and with n1's daemon the cluster converges.
 #  b. two drains at once, n1 and n3 into the stopped n2: both exit 0, both
 #     sets of sessions arrive.
 #  c. n2's daemon starts during a drain: it waits for the stand-in to hand
 #     over (logged), never runs beside it, and the drain, retried by
 #     --full-sync, exits 0 with every session on n2.
+#  d. n2 rebooted, no daemon: the drain fails saying the first start since
+#     boot is the daemon's, and leaves the boot id to it.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_faults.sh"
@@ -72,8 +75,10 @@ standin_gone() { [[ ! -e $(node_state 2)/serve.sock ]] && ! pgrep -f -- "-c $(no
 # ---------------------------------------------------------------- a
 php_session 1 dUpd '$_SESSION["v"] = "old";' || fail "php create dUpd"
 php_session 1 dGone '$_SESSION["user"] = "alice";' || fail "php create dGone"
-check "(a) dUpd and dGone replicated to n2" wait_until 15 files_equal "$(node_sess_file 1 dGone)" "$(node_sess_file 2 dGone)"
+php_session 1 dLocal '$_SESSION["user"] = "bob";' || fail "php create dLocal"
+check "(a) dUpd, dGone, dLocal replicated to n2" wait_until 15 files_equal "$(node_sess_file 1 dLocal)" "$(node_sess_file 2 dLocal)"
 check "(a) n2's daemon stops" daemon_stop 2
+php_destroy 2 dLocal || fail "php destroy dLocal on n2 (a logout there, its daemon stopped)"
 check "(a) n1's daemon stops" daemon_stop 1
 check "(a) n3's daemon stops" daemon_stop 3
 make_sessions 1 dA 200 700 || fail "(a) create 200 sessions on n1"
@@ -87,6 +92,7 @@ check "(a) on exit all 200 new sessions are on n2 (bytes, mtime ns)" same_prefix
 check "(a) on exit the update is on n2" files_equal "$(node_sess_file 1 dUpd)" "$(node_sess_file 2 dUpd)"
 check "(a) the logout made on n1 before the drain is gone on n2" gone_on dGone 2
 assert_eq "$(journal_kind 2 dGone)" 1 "(a) n2's journal holds dGone as a destroy (the stand-in's own journal)"
+check "(a) dLocal, logged out on n2 while its daemon was stopped, is not brought back by the drain" gone_on dLocal 2
 check "(a) no stand-in is left on n2 (socket removed, process gone)" wait_until 5 standin_gone
 check "(a) n2's daemon starts" daemon_start 2
 check "(a) ... without waiting for anyone" not grep -q 'waiting for it to hand over' "$(node_log 2)"
@@ -94,6 +100,7 @@ check "(a) n1's daemon starts" daemon_start 1
 check "(a) n3's daemon starts" daemon_start 3
 check_converged "(a) n1, n2, n3 converge" 30 1 2 3
 check "(a) dGone is not resurrected anywhere" gone_on dGone 1 2 3
+check "(a) n2's daemon turned dLocal's logout into a tombstone: gone everywhere" wait_until 15 gone_on dLocal 1 2 3
 assert_eq "$(journal_kind 2 dGone)" 1 "(a) n2's journal still holds dGone as a destroy"
 
 # ---------------------------------------------------------------- b
@@ -136,6 +143,27 @@ check "(c) n1's daemon starts" daemon_start 1
 check "(c) n3's daemon starts" daemon_start 3
 check_converged "(c) n1, n2, n3 converge" 60 1 2 3
 check "(c) dGone is still gone everywhere" gone_on dGone 1 2 3
+
+# ---------------------------------------------------------------- d
+# After a reboot the first start is the daemon's: a stand-in would record
+# this boot's id and forget the journal's files only in memory, and the
+# daemon's start after it would take them for logouts.
+check "(d) n2's daemon stops" daemon_stop 2
+check "(d) n1's daemon stops" daemon_stop 1
+check "(d) n3's daemon stops" daemon_stop 3
+check "(d) no stand-in runs on n2 (the daemons' links to it are gone)" wait_until 10 standin_gone
+node_reboot 2 || fail "(d) node_reboot 2"
+boot_before=$(cat "$(node_state 2)/boot_id")
+php_session 1 dD '$_SESSION["d"] = 1;' || fail "php create dD"
+full_sync 1 n2
+assert_eq "$FS_RC" 1 "(d) a drain into a rebooted node with no daemon: exit 1"
+check "(d) n2: FAILED, saying the first start since boot is the daemon's" grep -q '^n2: FAILED, .*first start since boot is the daemon' <<<"$FS_OUT"
+assert_eq "$(cat "$(node_state 2)/boot_id")" "$boot_before" "(d) n2's boot id is untouched"
+check "(d) n2's daemon starts" daemon_start 2
+check "(d) ... and takes it as its first start since boot" grep -q 'first start since boot' "$(node_log 2)"
+check "(d) n1's daemon starts" daemon_start 1
+check "(d) n3's daemon starts" daemon_start 3
+check_converged "(d) n1, n2, n3 converge" 60 1 2 3
 
 check "cluster stops cleanly" cluster_stop
 it_finish
