@@ -23,6 +23,10 @@ struct conf_peer;
 struct peer_ssh;
 
 int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_ssh **ret);
+/* A --full-sync connection: ask for "--serve --drain", so that a receiver
+ * without a running daemon applies it anyway (docs/DESIGN.md "Inbound
+ * connections"). Before the first step. */
+void peer_ssh_set_drain(struct peer_ssh *s);
 void peer_ssh_free(struct peer_ssh *s);
 
 /* Advance the connection. 0: ready for channel I/O. -EAGAIN: wait for

@@ -144,20 +144,29 @@ out:
         return r;
 }
 
-/* Reach the daemon, or what answers in its place when it is not running
- * (the stand-in, daemon/standin.c). Waits up to RELAY_WAIT_MS while a
+/* Reach the daemon, or, for a drain, what answers in its place when it is
+ * not running (the stand-in, daemon/standin.c). Waits up to RELAY_WAIT_MS while a
  * daemon is starting or another --serve holds the state. Returns 0 and
  * *ret_fd, or a negative errno with *why set. */
 static int reach(const struct conf *c, int *ret_fd, char *why, size_t why_size) {
+        /* Only a --full-sync's connection asks for it (daemon/peer_ssh.c):
+         * a peer daemon's pushes wait for this node's daemon, which
+         * catches up from inventories; a stand-in for those would journal
+         * what PHP changes here meanwhile without pushing it, and the
+         * daemon's start would no longer see it (docs/DESIGN.md
+         * "Readiness": "up drain"). */
+        const char *asked = getenv("SSH_ORIGINAL_COMMAND");
+        bool drain = asked && strstr(asked, "--drain");
         struct timespec t0, now, pause = { 0, 100 * 1000000L };
         int r;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
                 r = io_unix_connect(c->socket, ret_fd);
-                if (r == 0 || (r != -ENOENT && r != -ECONNREFUSED)) {
+                if (r == 0 || (r != -ENOENT && r != -ECONNREFUSED) || !drain) {
                         if (r < 0)
-                                snprintf(why, why_size, "cannot reach the daemon at %s: %s", c->socket, strerror(-r));
+                                snprintf(why, why_size, "cannot reach the daemon at %s: %s (is sessyncd running on "
+                                         "\"%s\"?)", c->socket, strerror(-r), c->name);
                         return r;
                 }
                 r = standin_reach(c, ret_fd, why, why_size);
