@@ -252,6 +252,14 @@ int standin_reach(const struct conf *c, int *ret_fd, char *why, size_t why_size)
                 return -ENAMETOOLONG;
         }
         r = io_unix_connect(path, ret_fd);
+        if (r == -EACCES || r == -EPERM) {
+                /* The README's receiving account: it may reach the daemon's
+                 * socket, never its state or the sessions. */
+                snprintf(why, why_size, "no daemon runs here, and --serve (uid %u) cannot apply in its place: only "
+                         "root or PHP's user may open state_dir \"%s\"; start sessyncd there", (unsigned)geteuid(),
+                         c->state_dir);
+                return r;
+        }
         if (r == 0 || (r != -ENOENT && r != -ECONNREFUSED)) {
                 if (r < 0)
                         snprintf(why, why_size, "no daemon runs here, and its stand-in's socket \"%s\": %s", path,
