@@ -415,3 +415,7 @@ void server_free(struct server *s) {
         close(s->fd);
         free(s);
 }
+
+size_t server_n_conns(const struct server *s) {
+        return s->n_conns;
+}

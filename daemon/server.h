@@ -15,6 +15,8 @@
 #ifndef SESSYNC_DAEMON_SERVER_H
 #define SESSYNC_DAEMON_SERVER_H
 
+#include <stddef.h>
+
 struct loop;
 struct node;
 struct peer;
@@ -25,5 +27,7 @@ struct server;
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
 void server_free(struct server *s);
 void server_flush(struct server *s);
+/* Connections open now (the --serve stand-in ends when none is left). */
+size_t server_n_conns(const struct server *s);
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 struct standin {
         struct daemon d;
         const char *state_dir;
+        bool orphan;                    /* the --serve that started us is gone */
         struct loop_fd *life_reg;
         struct loop_timer *poll;
 };
@@ -61,11 +63,23 @@ static bool first_since_boot(const char *state_dir) {
         return strcmp(now, was) != 0;
 }
 
-/* The --serve that started us is gone (its pusher left): so are we. */
+/* The --serve that started us is gone (its pusher left). Other drains may
+ * still be served here: we end when the last one has (on_poll). Our
+ * stderr was that --serve's SSH channel: let it close. */
 static void on_life(struct loop *l, uint32_t events, void *ctx) {
+        struct standin *s = ctx;
+        int null;
+
         (void)events;
-        (void)ctx;
-        loop_stop(l, 0);
+        loop_del_fd(l, s->life_reg);
+        s->life_reg = NULL;
+        s->orphan = true;
+        if ((null = open("/dev/null", O_WRONLY | O_CLOEXEC)) >= 0) {
+                (void)dup2(null, STDERR_FILENO);
+                close(null);
+        }
+        if (server_n_conns(s->d.server) == 0)
+                loop_stop(l, 0);
 }
 
 /* A daemon holds, or waits for, the state: end after this turn. Frames not
@@ -74,6 +88,10 @@ static void on_life(struct loop *l, uint32_t events, void *ctx) {
 static int64_t on_poll(struct loop *l, void *ctx) {
         struct standin *s = ctx;
 
+        if (s->orphan && server_n_conns(s->d.server) == 0) {
+                loop_stop(l, 0);
+                return LOOP_TIMER_STOP;
+        }
         if (!handover_wanted(s->state_dir))
                 return HANDOVER_POLL_MS;
         log_info("stand-in: a daemon is starting; handing the state over to it");

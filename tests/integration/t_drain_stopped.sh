@@ -137,6 +137,13 @@ sed 's/^/# (c) /' "$T/c.out"
 check "(c) on exit all 3000 sessions are on n2" same_prefix 1 2 dC
 check "(c) n2's daemon logged that it waited for the stand-in" grep -q 'waiting for it to hand over' "$(node_log 2)"
 check "(c) ... and that the state was handed over" grep -q 'handed over after' "$(node_log 2)"
+# The stand-in yields to the daemon mid-drain (it does not make the daemon
+# wait for the drain's end): the cut connection was tried again, and the
+# daemon waited well under the 30 s it allows.
+check "(c) the drain was cut by the handover and tried again" grep -q 'trying again' "$T/fs1.err"
+waited=$(sed -n 's/.*handed over after \([0-9]*\) ms.*/\1/p' "$(node_log 2)" | tail -n 1)
+if [[ $waited =~ ^[0-9]+$ ]] && ((waited < 5000)); then ok "(c) the daemon waited $waited ms (< 5 s) for the stand-in"
+else fail "(c) the daemon waited '$waited' ms (< 5 s) for the stand-in"; fi
 check "(c) no stand-in is left on n2" wait_until 5 standin_gone
 check "(c) n2's daemon is running" daemon_running 2
 check "(c) n1's daemon starts" daemon_start 1
