@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_int.h"
+#include "daemon/handover.h"
 #include "daemon/health.h"
 #include "daemon/log.h"
 #include "daemon/metrics.h"
@@ -287,10 +288,20 @@ int daemon_signals(struct daemon *d) {
 
 int daemon_run(const struct conf *c) {
         char watch_path[64];
-        struct daemon d;
-        int r, code = 1;
+        struct daemon d = { .dirfd = -1, .sigfd = -1 };
+        int r, code = 1, claim;
 
-        if ((r = daemon_open(&d, c, DAEMON_STATE_WRITE)) < 0)
+        /* A `--serve` may be applying in our place (daemon/standin.c):
+         * claim the state, so it hands over, and wait for the lock. */
+        claim = handover_claim(c->state_dir);
+        for (int tries = 0;; tries++) {
+                if (claim >= 0 && !handover_wait(c->state_dir))
+                        goto out;
+                if ((r = daemon_open(&d, c, DAEMON_STATE_WRITE)) != -EBUSY || claim < 0 || tries == 3)
+                        break;
+                daemon_close(&d);   /* a stand-in took the lock just before our claim: it hands over */
+        }
+        if (r < 0)
                 goto out;
         if ((r = daemon_signals(&d)) < 0) {
                 log_error("signals: %s", strerror(-r));
@@ -342,5 +353,7 @@ out:
         if (d.server)
                 (void)unlink(d.conf->socket);   /* read at start only: the same after a reload */
         daemon_close(&d);
+        if (claim >= 0)
+                close(claim);
         return code;
 }

@@ -7,6 +7,7 @@
  * (the daemon handles deletes). The receiving daemons apply with the usual
  * version checks, so running it beside a live daemon is safe. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,21 @@
 
 #define FULLSYNC_TIMEOUT_MS 120000
 
+/* A connection lost after its handshake (the receiver's daemon started and
+ * its stand-in handed over, say) or refused with "retry" (another drain
+ * applies there) is tried again, 1 s later, this many times in all. */
+#define FULLSYNC_TRIES 4
+#define FULLSYNC_RETRY_MS 1000
+
+struct fs_peer {
+        bool was_ready;                 /* this attempt got past the handshake */
+        unsigned tries;
+        uint64_t retry_at_ms;           /* 0 = no retry planned */
+};
+
 struct fs_run {
         bool *only;
+        struct fs_peer *st;
         uint64_t deadline_ms;
         uint64_t last_progress_ms;
         bool tty;
@@ -52,10 +66,27 @@ static void fs_turn(struct daemon *d) {
         struct fs_run *fs = d->ctx;
         bool done = true;
 
+        uint64_t now = loop_clock_ms();
+
         for (size_t i = 0; i < d->conf->n_peers; i++) {
                 struct peer *p = d->peers[i];
+                struct fs_peer *st = &fs->st[i];
 
-                if (fs->only[i] && !peer_failed(p) && !peer_idle(p))
+                if (!fs->only[i])
+                        continue;
+                if (peer_state(p) == PEER_READY)
+                        st->was_ready = true;
+                if (peer_failed(p) && !st->retry_at_ms && st->tries < FULLSYNC_TRIES &&
+                    (st->was_ready || strstr(peer_last_error(p), "retry")))
+                        st->retry_at_ms = now + FULLSYNC_RETRY_MS;
+                if (st->retry_at_ms && now >= st->retry_at_ms) {
+                        log_info("peer \"%s\": %s; trying again", d->conf->peers[i].name, peer_last_error(p));
+                        st->retry_at_ms = 0;
+                        st->was_ready = false;
+                        st->tries++;
+                        peer_start(p, true);
+                }
+                if (st->retry_at_ms || (!peer_failed(p) && !peer_idle(p)))
                         done = false;
         }
         fs_progress(d, fs);
@@ -78,14 +109,21 @@ int daemon_full_sync(const struct conf *c, char *const *names, size_t n) {
         int r, code = 1;
 
         fs.only = calloc(c->n_peers ? c->n_peers : 1, sizeof(bool));
-        if (!fs.only)
+        fs.st = calloc(c->n_peers ? c->n_peers : 1, sizeof(*fs.st));
+        if (!fs.only || !fs.st) {
+                free(fs.only);
+                free(fs.st);
                 return 1;
+        }
+        for (size_t i = 0; i < c->n_peers; i++)
+                fs.st[i].tries = 1;
         for (size_t i = 0; i < n; i++) {
                 const struct conf_peer *cp = conf_peer_find(c, names[i]);
 
                 if (!cp) {
                         fprintf(stderr, "sessyncd: \"%s\" is not a peer in %s\n", names[i], c->path);
                         free(fs.only);
+                        free(fs.st);
                         return 2;
                 }
                 fs.only[cp - c->peers] = true;
@@ -142,5 +180,6 @@ out:
                 loop_del_timer(d.loop, tick);
         daemon_close(&d);
         free(fs.only);
+        free(fs.st);
         return code;
 }

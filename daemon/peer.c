@@ -274,6 +274,8 @@ static void connect_now(struct peer *p) {
                 peer_down(p, "out of memory");
                 return;
         }
+        if (p->once)
+                peer_ssh_set_drain(p->ssh);
         p->state = PEER_CONNECTING;
         p->started_ms = loop_clock_ms();
         loop_timer_arm(p->loop, p->timer, 50);

@@ -36,6 +36,7 @@ struct peer_ssh {
         enum step step;
         int fd;
         bool want_out;                  /* during connect() */
+        bool drain;                     /* --full-sync: peer_ssh_set_drain */
         struct gaicb gai;
         struct gaicb *gai_list[1];
         struct addrinfo hints;
@@ -72,6 +73,10 @@ static const char *ssh_err(struct peer_ssh *s) {
                 return "unknown error";
         libssh2_session_last_error(s->ssh, &msg, NULL, 0);
         return msg && *msg ? msg : "unknown libssh2 error";
+}
+
+void peer_ssh_set_drain(struct peer_ssh *s) {
+        s->drain = true;
 }
 
 int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_ssh **ret) {
@@ -399,7 +404,10 @@ static int step_channel(struct peer_ssh *s) {
 }
 
 static int step_exec(struct peer_ssh *s) {
-        int r = libssh2_channel_exec(s->ch, "sessyncd --serve");
+        /* The forced command ignores what we ask for, but sshd hands it on
+         * as SSH_ORIGINAL_COMMAND: "--drain" lets the receiver's --serve
+         * apply in place of a daemon that is not running (daemon/relay.c). */
+        int r = libssh2_channel_exec(s->ch, s->drain ? "sessyncd --serve --drain" : "sessyncd --serve");
 
         if (r == LIBSSH2_ERROR_EAGAIN)
                 return -EAGAIN;

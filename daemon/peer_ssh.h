@@ -31,6 +31,10 @@ struct peer_ssh;
 void peer_ssh_report(const struct conf *c);
 
 int peer_ssh_new(const struct conf *c, const struct conf_peer *cp, struct peer_ssh **ret);
+/* A --full-sync connection: ask for "--serve --drain", so that a receiver
+ * without a running daemon applies it anyway (docs/DESIGN.md "Inbound
+ * connections"). Before the first step. */
+void peer_ssh_set_drain(struct peer_ssh *s);
 void peer_ssh_free(struct peer_ssh *s);
 /* A reload gave the same peer a new config object (docs/DESIGN.md
  * "Reload"): c and cp replace the ones given to peer_ssh_new. */

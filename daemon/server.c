@@ -402,3 +402,15 @@ void server_set_conf(struct server *s, const struct conf *c, struct peer *const 
         s->conf = c;
         s->peers = peers;
 }
+
+size_t server_n_conns(const struct server *s) {
+        size_t n = 0;
+
+        for (const struct server_conn *k = s->conns; k; k = k->next)
+                n += !k->dead;
+        return n;
+}
+
+void server_no_status(struct server *s) {
+        s->no_status = true;
+}

@@ -36,6 +36,11 @@ struct server;
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
 void server_free(struct server *s);
 void server_flush(struct server *s);
+/* The --serve stand-in (daemon/standin.c): STATUS_REQ is not answered
+ * (there are no peer objects to report), the connection closes. */
+void server_no_status(struct server *s);
+/* Connections open now (the --serve stand-in ends when none is left). */
+size_t server_n_conns(const struct server *s);
 /* Reload (docs/DESIGN.md "Reload"), in two steps so that a reload is all or
  * nothing: server_reserve_peers allocates what n peers need (0 or
  * -ENOMEM), then server_set_conf, which cannot fail, switches: c and peers

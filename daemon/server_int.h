@@ -91,6 +91,7 @@ struct server {
         struct node *node;
         struct server_peer *peer;       /* one per configured peer */
         struct server_peer *peer_next;  /* a reload's, made by server_reserve_peers */
+        bool no_status;                 /* the --serve stand-in: it has no peers to report */
         gid_t gid;                      /* the socket's group: its members may connect */
         uint64_t refused_ms;            /* refusals are logged at most once a minute, */
         uint64_t refused_quiet;         /* with how many went unlogged since */

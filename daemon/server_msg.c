@@ -123,7 +123,7 @@ int server_msg(struct server_conn *c, const struct proto_msg *m) {
                         c->state = C_SERVE;
                         return 0;
                 }
-                if (m->type == PROTO_STATUS_REQ)
+                if (m->type == PROTO_STATUS_REQ && !c->srv->no_status)
                         return on_status_req(c, m);
                 break;
         case C_SERVE:
