@@ -30,13 +30,36 @@ bool ver_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, 
         return false;
 }
 
+/* What a tombstone covers, as the highest version it beats: an expiry the
+ * version it carries, a destroy at T everything below T, that is up to
+ * (T - 1, MAX). A destroy at 0 covers nothing (*none). */
+static struct proto_ver cover(uint8_t kind, const struct proto_ver *t, bool *none) {
+        *none = false;
+        if (kind == VER_KIND_EXPIRE)
+                return *t;
+        if (t->mtime_ns == 0) {
+                *none = true;
+                return (struct proto_ver){ 0, 0 };
+        }
+        return (struct proto_ver){ t->mtime_ns - 1, UINT64_MAX };
+}
+
 bool ver_tomb_stronger(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b) {
+        struct proto_ver ca, cb;
+        bool na, nb;
+        int c;
+
         if (!ver_is_tomb(kind_b))
                 return true;
-        if (a->mtime_ns != b->mtime_ns)
-                return a->mtime_ns > b->mtime_ns;
+        ca = cover(kind_a, a, &na);
+        cb = cover(kind_b, b, &nb);
+        if (na != nb)
+                return nb;
+        c = na ? 0 : ver_cmp(&ca, &cb);
+        if (c != 0)
+                return c > 0;
         if (kind_a != kind_b)
-                return kind_a == VER_KIND_DESTROY;
+                return kind_a == VER_KIND_DESTROY;   /* same cover: keep the logout's kind */
         return a->hash > b->hash;
 }
 
@@ -50,11 +73,19 @@ bool ver_too_new(const struct proto_ver *v, uint64_t now_ns, uint64_t ahead_ns) 
 
 void ver_delete(const struct proto_ver *file, uint64_t now_ns, uint64_t lifetime_ns, uint8_t *ret_kind,
                 struct proto_ver *ret_v) {
-        if (now_ns > file->mtime_ns && now_ns - file->mtime_ns >= lifetime_ns) {
+        if (now_ns >= file->mtime_ns && now_ns - file->mtime_ns >= lifetime_ns) {
                 *ret_kind = VER_KIND_EXPIRE;
                 *ret_v = *file;
+        } else if (file->mtime_ns == UINT64_MAX) {
+                /* No destroy is later than the last ns: an expiry of the
+                 * highest version beats everything, as that destroy would. */
+                *ret_kind = VER_KIND_EXPIRE;
+                *ret_v = (struct proto_ver){ UINT64_MAX, UINT64_MAX };
         } else {
+                /* Never before the version it deleted: that version may carry
+                 * a clock ahead of ours (docs/DESIGN.md "Destroy and expiry"). */
                 *ret_kind = VER_KIND_DESTROY;
-                *ret_v = (struct proto_ver){ .mtime_ns = now_ns, .hash = 0 };
+                *ret_v = (struct proto_ver){ .mtime_ns = now_ns > file->mtime_ns ? now_ns : file->mtime_ns + 1,
+                                             .hash = 0 };
         }
 }
