@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
@@ -17,6 +18,13 @@
 #include "lib/sess.h"
 #include "lib/state.h"
 #include "lib/ver.h"
+
+/* docs/DESIGN.md "Names never seen": at most this many tombstones for
+ * names never had here (~300 bytes each: ~10 MB), and per peer this many
+ * new names a second, this many at once. */
+#define NODE_UNSEEN_MAX 32768
+#define NODE_NEW_RATE 500
+#define NODE_NEW_BURST 5000
 
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret) {
         struct node *n = calloc(1, sizeof(*n));
@@ -32,6 +40,9 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->durable = true;
         n->php_uid = geteuid();
         n->php_gid = getegid();
+        n->unseen_max = NODE_UNSEEN_MAX;
+        n->new_rate = NODE_NEW_RATE;
+        n->new_burst = NODE_NEW_BURST;
         n->peer = calloc(c->n_peers ? c->n_peers : 1, sizeof(*n->peer));
         if (!n->peer) {
                 free(n);
@@ -71,6 +82,26 @@ uint64_t node_skipped_total(const struct node *n) {
         return n->skipped_total;
 }
 
+
+size_t node_n_unreadable(const struct node *n) {
+        return n->n_unreadable;
+}
+
+uint64_t node_unreadable_total(const struct node *n) {
+        return n->unreadable_total;
+}
+
+uint64_t node_lock_retries_total(const struct node *n) {
+        return n->lock_retries_total;
+}
+
+size_t node_n_unseen(const struct node *n) {
+        return n->n_unseen;
+}
+
+uint64_t node_unseen_forgotten_total(const struct node *n) {
+        return n->unseen_forgotten_total;
+}
 
 const struct node_stats *node_stats(const struct node *n, size_t idx) {
         return &n->peer[idx].stats;
@@ -152,6 +183,12 @@ struct node_ent *node_ensure(struct node *n, const char *name) {
 
 /* Change e's kind, keeping the file and tombstone counts right. */
 void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind) {
+        if (e->unseen && !ver_is_tomb(kind)) {
+                /* A file now, or forgotten: no longer a name never seen. */
+                DL_DELETE2(n->unseen, e, unseen_prev, unseen_next);
+                e->unseen = false;
+                n->n_unseen--;
+        }
         if (e->kind == VER_KIND_FILE)
                 n->n_files--;
         else if (e->kind != VER_KIND_NONE)
@@ -225,26 +262,37 @@ int node_make_durable(struct node *n) {
         return r;
 }
 
+/* Is e still referenced from a check, a peer's queue or readiness? */
+static bool held(const struct node *n, const struct node_ent *e) {
+        if (e->checking || e->retrying || e->tturn || e->skip)   /* skip: counted in n_skipped */
+                return true;
+        for (size_t i = 0; i < n->n_peers; i++)
+                if (e->peer[i].queued || e->peer[i].delayed || e->peer[i].wanted)
+                        return true;
+        return false;
+}
+
+void node_forget(struct node *n, struct node_ent *e) {
+        if (e->kind != VER_KIND_NONE && n->state)
+                (void)state_del(n->state, e->name);
+        node_set_kind(n, e, VER_KIND_NONE);
+        if (held(n, e))
+                return;
+        HASH_DEL(n->table, e);
+        ent_free(n, e);
+}
+
 void node_expire_tombs(struct node *n) {
         uint64_t now = loop_realtime_ns(), ttl = n->conf->tombstone_ttl_ms * 1000000ull;
         struct node_ent *e, *tmp;
 
         HASH_ITER(hh, n->table, e, tmp) {
-                bool held = e->checking || e->tturn || e->skip;   /* skip: counted in n_skipped */
-
                 if (e->kind == VER_KIND_FILE)
                         continue;
                 if (e->kind != VER_KIND_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
                         continue;
-                for (size_t i = 0; i < n->n_peers && !held; i++)
-                        held = e->peer[i].queued || e->peer[i].delayed || e->peer[i].wanted;   /* still referenced */
-                if (held)
-                        continue;
-                if (e->kind != VER_KIND_NONE && n->state)
-                        (void)state_del(n->state, e->name);
-                node_set_kind(n, e, VER_KIND_NONE);
-                HASH_DEL(n->table, e);
-                ent_free(n, e);
+                if (!held(n, e))
+                        node_forget(n, e);
         }
 }
 
