@@ -1,5 +1,5 @@
 /* Internal to the node's files (node.c, node_turn.c, node_queue.c,
- * node_check.c, node_sync.c, node_send.c, node_recv.c) and to unit tests:
+ * node_check.c, node_sync.c, node_send.c, node_recv.c, node_unseen.c) and to unit tests:
  * the node object itself. No other file includes this header; the rest of
  * the daemon goes through daemon/node.h.
  *
@@ -9,6 +9,7 @@
  *   node_turn.c   this turn's bytes of each file (the turn cache)
  *   node_ready.c  readiness: what each peer holds that beats ours
  *   node.c        the table: entries, recording versions and tombstones
+ *   node_unseen.c names never seen: their bounded tombstones, budgets, reserve
  *   node_check.c  change detection: reconcile entries with the disk
  *   node_sync.c   catch-up and inventories
  *   node_send.c   the frame for one entry and one peer; its ACK

@@ -26,24 +26,14 @@
 #include "daemon/loop.h"
 #include "lib/ver.h"
 
-/* What tombstone (kind, v) covers: the highest version it beats (lib/ver.h
- * ver_tomb_beats). *none when it beats nothing (a destroy at 0). */
-static struct proto_ver cover(uint8_t kind, const struct proto_ver *v, bool *none) {
-        *none = kind == VER_KIND_DESTROY && v->mtime_ns == 0;
-        if (kind == VER_KIND_EXPIRE || *none)
-                return *v;
-        return (struct proto_ver){ v->mtime_ns - 1, UINT64_MAX };
-}
-
 bool node_unseen_covered(const struct node *n, const struct proto_ver *v) {
         return n->unseen_marked && ver_cmp(v, &n->unseen_mark) <= 0;
 }
 
 bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v) {
-        bool none;
-        struct proto_ver c = cover(kind, v, &none);
+        struct proto_ver c;
 
-        return none || node_unseen_covered(n, &c);
+        return !ver_tomb_cover(kind, v, &c) || node_unseen_covered(n, &c);
 }
 
 bool node_new_name_allowed(struct node *n, size_t idx) {
@@ -99,10 +89,9 @@ void node_unseen_add(struct node *n, struct node_ent *e) {
         while (n->n_unseen > n->unseen_max) {
                 struct node_ent *old = n->unseen;
                 struct proto_ver c;
-                bool none;
 
-                c = cover(old->kind, &old->ver, &none);
-                if (!none && (!n->unseen_marked || ver_cmp(&c, &n->unseen_mark) > 0)) {
+                if (ver_tomb_cover(old->kind, &old->ver, &c) &&
+                    (!n->unseen_marked || ver_cmp(&c, &n->unseen_mark) > 0)) {
                         n->unseen_mark = c;
                         n->unseen_marked = true;
                 }

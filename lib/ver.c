@@ -30,18 +30,15 @@ bool ver_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, 
         return false;
 }
 
-/* What a tombstone covers, as the highest version it beats: an expiry the
- * version it carries, a destroy at T everything below T, that is up to
- * (T - 1, MAX). A destroy at 0 covers nothing (*none). */
-static struct proto_ver cover(uint8_t kind, const struct proto_ver *t, bool *none) {
-        *none = false;
-        if (kind == VER_KIND_EXPIRE)
-                return *t;
-        if (t->mtime_ns == 0) {
-                *none = true;
-                return (struct proto_ver){ 0, 0 };
+bool ver_tomb_cover(uint8_t kind, const struct proto_ver *t, struct proto_ver *ret) {
+        if (kind == VER_KIND_EXPIRE) {
+                *ret = *t;
+                return true;
         }
-        return (struct proto_ver){ t->mtime_ns - 1, UINT64_MAX };
+        if (kind != VER_KIND_DESTROY || t->mtime_ns == 0)
+                return false;
+        *ret = (struct proto_ver){ t->mtime_ns - 1, UINT64_MAX };
+        return true;
 }
 
 bool ver_tomb_stronger(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b) {
@@ -51,8 +48,8 @@ bool ver_tomb_stronger(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b
 
         if (!ver_is_tomb(kind_b))
                 return true;
-        ca = cover(kind_a, a, &na);
-        cb = cover(kind_b, b, &nb);
+        na = !ver_tomb_cover(kind_a, a, &ca);
+        nb = !ver_tomb_cover(kind_b, b, &cb);
         if (na != nb)
                 return nb;
         c = na ? 0 : ver_cmp(&ca, &cb);

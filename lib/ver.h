@@ -47,6 +47,11 @@ bool ver_tomb_beats(uint8_t kind, const struct proto_ver *t, const struct proto_
  * beat each other (both sides have deleted: nothing to send). */
 bool ver_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b);
 
+/* What tombstone (kind, t) covers: the highest version it beats, in *ret
+ * (a destroy at T: (T - 1, MAX); an expiry: its version). false, and *ret
+ * untouched, when it beats nothing (a destroy at 0, or no tombstone). */
+bool ver_tomb_cover(uint8_t kind, const struct proto_ver *t, struct proto_ver *ret);
+
 /* Of the tombstone a and the state b (a tombstone or not), is a the one to
  * keep? Any tombstone is stronger than a non-tombstone; of two, the one
  * that covers more versions (a destroy at T covers up to (T - 1, MAX), an

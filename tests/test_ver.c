@@ -525,6 +525,39 @@ Test(ver, prop_tomb_stronger_covers_weaker) {
         }
 }
 
+/* ver_tomb_cover is exactly the highest version a tombstone beats: v is
+ * beaten iff v <= the cover; nothing is beaten when there is none. */
+static void check_cover(struct st t, struct proto_ver v) {
+        struct proto_ver c;
+        bool has = ver_tomb_cover(t.kind, &t.v, &c);
+
+        if (!ver_is_tomb(t.kind)) {
+                CHECK(!has, SF " has a cover", SA(t));
+                return;
+        }
+        CHECK(ver_tomb_beats(t.kind, &t.v, &v) == (has && ver_cmp(&v, &c) <= 0), SF " vs " VF ": cover " VF " (%d)",
+              SA(t), VA(v), VA(c), has);
+}
+
+Test(ver, prop_tomb_cover) {
+        struct proto_ver c;
+
+        cr_assert_not(ver_tomb_cover(VER_KIND_DESTROY, &V(0, 0), &c), "a destroy at 0 beats nothing");
+        cr_assert(ver_tomb_cover(VER_KIND_DESTROY, &V(T_MTIME, 0), &c));
+        cr_assert(c.mtime_ns == T_MTIME - 1 && c.hash == UINT64_MAX);
+        for (size_t i = 0; i < N_GRID; i++)
+                for (size_t j = 0; j < N_GRID_M * N_GRID_H; j++)
+                        check_cover(grid[i], grid[j].v);
+        for (int i = 0; i < N_RANDOM; i++) {
+                struct st t = gen_state();
+                struct proto_ver v = gen_ver();
+
+                if (rng() & 1)
+                        v.mtime_ns = t.v.mtime_ns - (rng() & 1);
+                check_cover(t, v);
+        }
+}
+
 /* A destroy at T beats mtime < T, an expiry of (T, h) also (T, <= h): of
  * the two the expiry covers more and is kept, so the GC'd version (T, h)
  * cannot come back. A destroy at T + 1 covers up to (T, MAX): kept over
