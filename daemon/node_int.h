@@ -46,6 +46,7 @@ struct node_ent_peer {
         bool missing;           /* catch-up: not (yet) seen in the peer's inventory */
         bool wanted;            /* readiness: the peer holds a state that beats ours (node_ready.c) */
         uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
+        uint8_t lock_tries;     /* node_send.c: reads in a row that found PHP's lock held */
 };
 
 struct node_ent {
