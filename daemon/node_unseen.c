@@ -86,7 +86,7 @@ void node_unseen_add(struct node *n, struct node_ent *e) {
         e->unseen = true;
         DL_APPEND2(n->unseen, e, unseen_prev, unseen_next);
         n->n_unseen++;
-        while (n->n_unseen > n->unseen_max) {
+        while (n->n_unseen > n->unseen_max && n->unseen != e) {   /* never the one just kept: the caller holds it */
                 struct node_ent *old = n->unseen;
                 struct proto_ver c;
 

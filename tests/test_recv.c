@@ -465,3 +465,24 @@ Test(recv, unseen_tombstone_beaten_by_a_newer_file_leaves_the_bound) {
         cr_assert_eq(node_n_unseen(node), 0);
         cr_assert_eq(node_n_tombs(node), 0);
 }
+
+/* The bound at its edge: the tombstone just kept is never the one
+ * forgotten (the receiver still holds it), the one before it is. */
+Test(recv, unseen_bound_of_one_forgets_the_older) {
+        uint64_t t = (now_s() - 60) * 1000000000ull;
+        struct proto_msg m = delete_msg("sess_edge1", PROTO_KIND_DESTROY, t), ack;
+
+        node->unseen_max = 0;
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_eq(node_n_unseen(node), 1);
+        m = delete_msg("sess_edge2", PROTO_KIND_DESTROY, t + 1);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_eq(node_n_unseen(node), 1);
+        cr_assert_null(node_get(node, "sess_edge1"));
+        cr_assert_not_null(node_get(node, "sess_edge2"));
+        m = file_msg("sess_edge1", "x", t - 1);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "what the forgotten one beat stays refused");
+}
