@@ -20,11 +20,12 @@
 #include "lib/ver.h"
 
 /* docs/DESIGN.md "Names never seen": at most this many tombstones for
- * names never had here (~300 bytes each: ~10 MB), and per peer this many
- * new names a second, this many at once. */
+ * names never had here (~300 bytes each: ~10 MB); per peer, this many of
+ * them at once (an honest catch-up fills the FIFO at full speed), then this
+ * many a second. */
 #define NODE_UNSEEN_MAX 32768
-#define NODE_NEW_RATE 500
-#define NODE_NEW_BURST 5000
+#define NODE_NEW_RATE 1000
+#define NODE_NEW_BURST NODE_UNSEEN_MAX
 
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret) {
         struct node *n = calloc(1, sizeof(*n));

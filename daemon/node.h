@@ -42,7 +42,7 @@ struct node_stats {
         uint64_t conflicts;     /* versions refused because the other side held a newer one */
         uint64_t errors;        /* connection failures, changes that could not be applied */
         uint64_t rejected;      /* changes the peer refused for good */
-        uint64_t refused_new;   /* frames for names never seen answered RETRY: budget or space reserve */
+        uint64_t refused_new;   /* frames for names never seen answered RETRY: delete budget or space reserve */
 };
 
 enum node_stat { NODE_STAT_SENT, NODE_STAT_ERRORS };

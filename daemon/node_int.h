@@ -100,7 +100,7 @@ struct node_peer {
         uint8_t catchup;                /* NODE_CU_* */
         size_t n_wanted, n_wanted_total;
         uint64_t progress_ms;           /* last compare or arrival: a stall excludes the peer */
-        /* node_unseen.c: the budget of new names from this peer */
+        /* node_unseen.c: this peer's budget of tombstones for names never seen */
         uint32_t new_tokens;
         uint64_t new_ms;
         bool new_warned;
@@ -147,7 +147,7 @@ struct node {
         struct proto_ver unseen_mark;   /* forgotten ones covered up to here */
         bool unseen_marked;
         uint64_t unseen_forgotten_total;
-        uint32_t new_rate, new_burst;   /* new names per peer: a second, at once */
+        uint32_t new_rate, new_burst;   /* tombstones for names never seen, per peer: a second, at once */
         bool space_warned;
 };
 
@@ -179,8 +179,8 @@ void node_forget(struct node *n, struct node_ent *e);
 bool node_unseen_covered(const struct node *n, const struct proto_ver *v);
 /* Does the watermark already cover everything tombstone (kind, v) beats? */
 bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v);
-/* Take one from peer idx's budget of new names; false (counted, logged
- * once) when it is spent. */
+/* Take one from peer idx's budget of tombstones for names never seen;
+ * false (counted, logged once) when it is spent. */
 bool node_new_name_allowed(struct node *n, size_t idx);
 /* Does the session filesystem keep its reserve free for PHP? false
  * (counted for peer idx, logged once) when a new file must wait. */

@@ -156,7 +156,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, PROTO_ST_NEED_FULL);
                         return;
                 }
-                if ((e->kind == VER_KIND_NONE && !node_new_name_allowed(n, idx)) || !node_space_reserved(n, idx)) {
+                if (!node_space_reserved(n, idx)) {   /* files on disk are their own bound: the table follows them */
                         ack_refuse(ack, PROTO_ST_RETRY);
                         return;
                 }

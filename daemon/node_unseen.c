@@ -9,12 +9,14 @@
  *    version older than tombstone_ttl is. Nothing the forgotten tombstone
  *    beat can come back, and the table stays bounded;
  *  - a tombstone the mark already covers is not kept at all;
- *  - each peer has a budget of new names (tombstones kept, files created):
- *    new_burst at once, new_rate a second. Past it the frame is answered
- *    RETRY: an honest peer sends it again a second later, nothing is lost,
- *    and the journal grows at most that fast;
+ *  - each peer has a budget of such tombstones: new_burst at once,
+ *    new_rate a second. Past it the DELETE is answered RETRY: an honest
+ *    peer sends it again a second later, nothing is lost, and the journal
+ *    grows at most that fast;
  *  - a file is created only while the session filesystem keeps a reserve
  *    free (1/16 of its blocks and inodes) for PHP's own writes; else RETRY.
+ *    Files need no budget: new sessions, a full sync to an empty node are
+ *    honest floods, and what is on disk bounds the table.
  * Calls node.c only. */
 #include "daemon/node.h"
 #include "daemon/node_int.h"
@@ -54,8 +56,9 @@ bool node_new_name_allowed(struct node *n, size_t idx) {
         if (np->new_tokens == 0) {
                 np->stats.refused_new++;
                 if (!np->new_warned) {
-                        log_warn("peer \"%s\": more than %u new session names a second; answering RETRY (counted as "
-                                 "refused_new), logged once", n->conf->peers[idx].name, (unsigned)n->new_rate);
+                        log_warn("peer \"%s\": more than %u deletes a second of sessions never seen here; answering "
+                                 "RETRY (counted as refused_new), logged once", n->conf->peers[idx].name,
+                                 (unsigned)n->new_rate);
                         np->new_warned = true;
                 }
                 return false;

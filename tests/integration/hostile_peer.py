@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--file-size", type=int, default=64)
     ap.add_argument("--file-hash", default="0")
     ap.add_argument("--stamp-ns", type=int, default=0)
+    ap.add_argument("--stamp-step", type=int, default=0, help="ns added to the stamp per DELETE")
     ap.add_argument("--file", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=60)
     a = ap.parse_args()
@@ -39,6 +40,7 @@ def main():
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(a.sock)
     acks = {}
+    kinds = {}   # seq -> "delete" or "file"
     expected = [0]
     got = [0]
     done = threading.Event()
@@ -62,10 +64,9 @@ def main():
                 body = buf[9:4 + ln]
                 buf = buf[4 + ln:]
                 if ftype == T_ACK:
+                    (aseq,) = struct.unpack(">I", body[:4])
                     st = body[4]
-                    nl = body[5]
-                    name = body[6:6 + nl]
-                    kind = "delete" if name.startswith(b"sess_hd") else "file"
+                    kind = kinds.get(aseq, "?")
                     k = "%s:%s" % (kind, STATUS[st] if st < len(STATUS) else st)
                     acks[k] = acks.get(k, 0) + 1
                     got[0] += 1
@@ -81,16 +82,18 @@ def main():
     rnd = os.urandom
     for i in range(a.deletes):
         seq += 1
-        name = b"sess_hd" + rnd(12).hex().encode()
-        out.append(frame(T_DELETE, seq, s8(name) + struct.pack(">BQQ", 1, stamp, 0)))
+        name = b"sess_hd%08d" % i   # predictable: the test asks about sess_hd00000000 later
+        out.append(frame(T_DELETE, seq, s8(name) + struct.pack(">BQQ", 1, stamp + i * a.stamp_step, 0)))
+        kinds[seq] = "delete"
         n += 1
     content = b"x" * a.file_size
     h = int(a.file_hash, 16)
     for i in range(a.files):
         seq += 1
-        name = b"sess_hf" + rnd(12).hex().encode()
+        name = b"sess_hf%08d" % i
         out.append(frame(T_FILE, seq, s8(name) + struct.pack(">QQ", now - 1000000000, h) +
                          struct.pack(">I", len(content)) + content))
+        kinds[seq] = "file"
         n += 1
     for spec in a.file:
         nm, mt, hh, sz = spec.split(":")
@@ -98,6 +101,7 @@ def main():
         c = b"x" * int(sz)
         out.append(frame(T_FILE, seq, s8(nm.encode()) + struct.pack(">QQ", int(mt), int(hh, 16)) +
                          struct.pack(">I", len(c)) + c))
+        kinds[seq] = "file"
         n += 1
     expected[0] = n
     t0 = time.time()
