@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <utlist.h>
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
@@ -21,7 +20,7 @@
 
 /* docs/DESIGN.md "Names never seen": at most this many tombstones for
  * names never had here (~300 bytes each: ~10 MB); per peer, this many of
- * them at once (an honest catch-up fills the FIFO at full speed), then this
+ * them at once (an honest catch-up fills the set at full speed), then this
  * many a second. */
 #define NODE_UNSEEN_MAX 32768
 #define NODE_NEW_RATE 1000
@@ -145,6 +144,7 @@ void node_free(struct node *n) {
         }
         free(n->checks.v);
         free(n->busy.v);
+        free(n->unseen);
         free(n->turn_reads.v);
         free(n->peer);
         if (n->loop) {
@@ -182,14 +182,89 @@ struct node_ent *node_ensure(struct node *n, const char *name) {
         return e;
 }
 
+/* The heap of tombstones for names never had here (node_unseen.c), by
+ * what each covers (ver_tomb_cover), least first. */
+static bool heap_less(const struct node_ent *a, const struct node_ent *b) {
+        struct proto_ver ca = { 0, 0 }, cb = { 0, 0 };
+
+        (void)ver_tomb_cover(a->kind, &a->ver, &ca);
+        (void)ver_tomb_cover(b->kind, &b->ver, &cb);
+        return ver_cmp(&ca, &cb) < 0;
+}
+
+static void heap_set(struct node *n, size_t i, struct node_ent *e) {
+        n->unseen[i] = e;
+        e->unseen_at = i + 1;
+}
+
+static void heap_up(struct node *n, size_t i) {
+        struct node_ent *e = n->unseen[i];
+
+        while (i > 0 && heap_less(e, n->unseen[(i - 1) / 2])) {
+                heap_set(n, i, n->unseen[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        heap_set(n, i, e);
+}
+
+static void heap_down(struct node *n, size_t i) {
+        struct node_ent *e = n->unseen[i];
+
+        for (;;) {
+                size_t c = 2 * i + 1;
+
+                if (c >= n->n_unseen)
+                        break;
+                if (c + 1 < n->n_unseen && heap_less(n->unseen[c + 1], n->unseen[c]))
+                        c++;
+                if (!heap_less(n->unseen[c], e))
+                        break;
+                heap_set(n, i, n->unseen[c]);
+                i = c;
+        }
+        heap_set(n, i, e);
+}
+
+int node_unseen_heap_add(struct node *n, struct node_ent *e) {
+        if (n->n_unseen == n->cap_unseen) {
+                size_t cap = n->cap_unseen ? n->cap_unseen * 2 : 256;
+                struct node_ent **p = realloc(n->unseen, cap * sizeof(*p));
+
+                if (!p)
+                        return -ENOMEM;
+                n->unseen = p;
+                n->cap_unseen = cap;
+        }
+        heap_set(n, n->n_unseen++, e);
+        heap_up(n, n->n_unseen - 1);
+        return 0;
+}
+
+void node_unseen_heap_fix(struct node *n, struct node_ent *e) {
+        if (e->unseen_at)
+                heap_down(n, e->unseen_at - 1);   /* a stronger tombstone only covers more */
+}
+
+struct node_ent *node_unseen_heap_min(const struct node *n) {
+        return n->n_unseen ? n->unseen[0] : NULL;
+}
+
+static void heap_remove(struct node *n, struct node_ent *e) {
+        size_t i = e->unseen_at - 1;
+        struct node_ent *last = n->unseen[--n->n_unseen];
+
+        e->unseen_at = 0;
+        if (last == e)
+                return;
+        heap_set(n, i, last);
+        heap_up(n, i);
+        heap_down(n, last->unseen_at - 1);
+}
+
 /* Change e's kind, keeping the file and tombstone counts right. */
 void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind) {
-        if (e->unseen && !ver_is_tomb(kind)) {
-                /* A file now, or forgotten: no longer a name never seen. */
-                DL_DELETE2(n->unseen, e, unseen_prev, unseen_next);
-                e->unseen = false;
-                n->n_unseen--;
-        }
+        if (e->unseen_at && !ver_is_tomb(kind))
+                heap_remove(n, e);   /* a file now, or forgotten: no longer a name never seen */
         if (e->kind == VER_KIND_FILE)
                 n->n_files--;
         else if (e->kind != VER_KIND_NONE)

@@ -62,8 +62,7 @@ struct node_ent {
         uint8_t tries;          /* node_check.c: looks in a row that found it locked or unreadable */
         uint64_t due_ms;
         uint64_t read_fp;       /* node_check.c: unreadable, warned about in this state (fingerprint); 0 if not */
-        bool unseen;            /* node_unseen.c: a tombstone for a name this node never had, in the FIFO */
-        struct node_ent *unseen_prev, *unseen_next;
+        size_t unseen_at;       /* a tombstone for a name never had here: its place in the heap + 1; 0 if not */
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
@@ -142,8 +141,8 @@ struct node {
         uint64_t unreadable_total;      /* node_check.c: warnings about those (one per name and change) */
         uint64_t lock_retries_total;    /* node_check.c: looks that found PHP's lock held */
         /* node_unseen.c (docs/DESIGN.md "Names never seen") */
-        struct node_ent *unseen;        /* FIFO of tombstones for names never had here, oldest first */
-        size_t n_unseen, unseen_max;
+        struct node_ent **unseen;       /* min-heap by cover of tombstones for names never had here */
+        size_t n_unseen, cap_unseen, unseen_max;
         struct proto_ver unseen_mark;   /* forgotten ones covered up to here */
         bool unseen_marked;
         uint64_t unseen_forgotten_total;
@@ -185,9 +184,16 @@ bool node_new_name_allowed(struct node *n, size_t idx);
 /* Does the session filesystem keep its reserve free for PHP? false
  * (counted for peer idx, logged once) when a new file must wait. */
 bool node_space_reserved(struct node *n, size_t idx);
-/* e now holds a tombstone for a name never had here: into the FIFO; the
- * oldest past unseen_max is forgotten and the watermark rises. */
-void node_unseen_add(struct node *n, struct node_ent *e);
+/* e now holds a tombstone for a name never had here: into the heap; past
+ * unseen_max the one covering least is forgotten and the watermark rises.
+ * Returns 0 or -ENOMEM (e is then kept as a plain tombstone). */
+int node_unseen_add(struct node *n, struct node_ent *e);
+/* node.c: the heap itself. Insert e, fix e after its tombstone grew, the
+ * one covering least (NULL if empty). node_set_kind takes an entry out when
+ * it stops being a tombstone. */
+int node_unseen_heap_add(struct node *n, struct node_ent *e);
+void node_unseen_heap_fix(struct node *n, struct node_ent *e);
+struct node_ent *node_unseen_heap_min(const struct node *n);
 /* node_ready.c */
 /* e's state changed, or peer idx sent a frame for e (from_peer): what e
  * still wants from its peers is looked at again. */

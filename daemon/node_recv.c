@@ -246,7 +246,7 @@ out:
 }
 
 /* A DELETE for a name this node holds nothing for (docs/DESIGN.md "Names
- * never seen"): kept in the bounded FIFO, within the peer's budget. */
+ * never seen"): kept in the bounded set, within the peer's budget. */
 static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                                 struct proto_msg *ack) {
         int r;
@@ -265,7 +265,7 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
                 write_failed(n, idx, m, ack, r);
                 return;
         }
-        node_unseen_add(n, e);
+        (void)node_unseen_add(n, e);   /* out of memory: kept as a plain tombstone, which is safe */
         ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
 }
 
@@ -294,10 +294,12 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                         apply_unseen_delete(n, idx, m, e, ack);
                         return;
                 }
-                if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
-                    (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
-                        write_failed(n, idx, m, ack, r);
-                        return;
+                if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver)) {
+                        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                                write_failed(n, idx, m, ack, r);
+                                return;
+                        }
+                        node_unseen_heap_fix(n, e);   /* a name never seen covers more now */
                 }
                 ack_state(ack, PROTO_ST_OK, e->kind, &e->ver);
                 return;

@@ -2,9 +2,9 @@
  * seen"). A DELETE for such a name carries no data to protect; its
  * tombstone only stops an older copy, arriving later from another peer,
  * from bringing the logout back here. So:
- *  - these tombstones are kept in a FIFO of at most unseen_max; the oldest
- *    is forgotten early, and the watermark (unseen_mark) rises to what it
- *    covered: a FILE, DELTA or TOUCH for a name this node holds nothing for,
+ *  - these tombstones are kept in a heap of at most unseen_max, by what
+ *    each covers; the one covering least is forgotten early, and the
+ *    watermark (unseen_mark) rises to what it covered: a FILE, DELTA or TOUCH for a name this node holds nothing for,
  *    at or below the mark, is refused as an expiry of its own version, as a
  *    version older than tombstone_ttl is. Nothing the forgotten tombstone
  *    beat can come back, and the table stays bounded;
@@ -22,7 +22,6 @@
 #include "daemon/node_int.h"
 
 #include <sys/statvfs.h>
-#include <utlist.h>
 
 #include "daemon/log.h"
 #include "daemon/loop.h"
@@ -83,14 +82,19 @@ bool node_space_reserved(struct node *n, size_t idx) {
         return false;
 }
 
-void node_unseen_add(struct node *n, struct node_ent *e) {
-        if (e->unseen)
-                return;
-        e->unseen = true;
-        DL_APPEND2(n->unseen, e, unseen_prev, unseen_next);
-        n->n_unseen++;
-        while (n->n_unseen > n->unseen_max && n->unseen != e) {   /* never the one just kept: the caller holds it */
-                struct node_ent *old = n->unseen;
+int node_unseen_add(struct node *n, struct node_ent *e) {
+        struct node_ent *old;
+        int r;
+
+        if (e->unseen_at) {
+                node_unseen_heap_fix(n, e);
+                return 0;
+        }
+        if ((r = node_unseen_heap_add(n, e)) < 0)
+                return r;
+        /* The one covering least goes first, so the watermark stays as low
+         * as the bound allows; never the one just kept (the caller holds it). */
+        while (n->n_unseen > n->unseen_max && (old = node_unseen_heap_min(n)) != e) {
                 struct proto_ver c;
 
                 if (ver_tomb_cover(old->kind, &old->ver, &c) &&
@@ -99,6 +103,7 @@ void node_unseen_add(struct node *n, struct node_ent *e) {
                         n->unseen_marked = true;
                 }
                 n->unseen_forgotten_total++;
-                node_forget(n, old);   /* unlinks it from the FIFO (node_set_kind) */
+                node_forget(n, old);   /* out of the heap (node_set_kind) */
         }
+        return 0;
 }

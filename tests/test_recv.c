@@ -453,7 +453,7 @@ Test(recv, refused_names_leave_no_entry) {
         cr_assert_eq(HASH_COUNT(node->table), 0);
 }
 
-/* An unseen tombstone that a file later beats leaves the FIFO. */
+/* An unseen tombstone that a file later beats leaves the bound. */
 Test(recv, unseen_tombstone_beaten_by_a_newer_file_leaves_the_bound) {
         uint64_t t = (now_s() - 60) * 1000000000ull;
         struct proto_msg m = delete_msg("sess_back", PROTO_KIND_DESTROY, t), ack;
@@ -486,4 +486,53 @@ Test(recv, unseen_bound_of_one_forgets_the_older) {
         m = file_msg("sess_edge1", "x", t - 1);
         node_recv(node, 1, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE, "what the forgotten one beat stays refused");
+}
+
+/* Arriving in any order (a catch-up walks a hash table), the ones kept are
+ * those covering most and the watermark is the highest cover forgotten:
+ * as low as the bound allows. One grown by a stronger DELETE moves up. */
+Test(recv, unseen_keeps_the_newest_whatever_the_order) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+        int order[1000];
+
+        for (int i = 0; i < 1000; i++)
+                order[i] = i;
+        srand(7);
+        for (int i = 999; i > 0; i--) {
+                int j = rand() % (i + 1), x = order[i];
+
+                order[i] = order[j];
+                order[j] = x;
+        }
+        node->unseen_max = 100;
+        for (int k = 0; k < 1000; k++) {
+                int i = order[k];
+
+                snprintf(name, sizeof(name), "sess_ord%04d", i);
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK);
+                if (i == 5) {   /* an old one grows: now it covers the most */
+                        m = delete_msg(name, PROTO_KIND_DESTROY, t0 + 2000 * 100000000ull);
+                        node_recv(node, 1, &m, &ack);
+                        cr_assert_eq(ack.status, PROTO_ST_OK);
+                }
+        }
+        cr_assert_eq(node_n_unseen(node), 100);
+        cr_assert_not_null(node_get(node, "sess_ord0005"), "the grown one is kept");
+        for (int i = 901; i < 1000; i++) {
+                snprintf(name, sizeof(name), "sess_ord%04d", i);
+                cr_assert_not_null(node_get(node, name), "%s: one of the newest, kept", name);
+        }
+        cr_assert_null(node_get(node, "sess_ord0900"));
+        /* The watermark is the cover of sess_ord0900's destroy: a session
+         * never seen, written just after it, is taken. */
+        m = file_msg("sess_between", "x", t0 + 900 * 100000000ull + 50000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        m = file_msg("sess_before", "x", t0 + 900 * 100000000ull - 1);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE);
 }
