@@ -4,10 +4,11 @@
  * from bringing the logout back here. So:
  *  - these tombstones are kept in a heap of at most unseen_max, by what
  *    each covers; the one covering least is forgotten early, and the
- *    watermark (unseen_mark) rises to what it covered: a FILE, DELTA or TOUCH for a name this node holds nothing for,
- *    at or below the mark, is refused as an expiry of its own version, as a
- *    version older than tombstone_ttl is. Nothing the forgotten tombstone
- *    beat can come back, and the table stays bounded;
+ *    watermark (unseen_mark) rises to what it covered: a FILE, DELTA or
+ *    TOUCH for a name this node holds nothing for, at or below the mark, is
+ *    refused as an expiry of its own version, as a version older than
+ *    tombstone_ttl is. Nothing the forgotten tombstone beat can come back,
+ *    and the table stays bounded;
  *  - a tombstone the mark already covers is not kept at all;
  *  - each peer has a budget of such tombstones: new_burst at once,
  *    new_rate a second. Past it the DELETE is answered RETRY: an honest

@@ -97,7 +97,7 @@ check "PHP on n1 can still write" test -s "$(node_sess_file 1 localwrite)"
 # that is left, and arrives once there is room (PHP's GC, here rm).
 php_session 2 afterfull '$_SESSION["n"] = 2;' || fail "PHP on n2 failed"
 check "an honest new session waits while n1 is at its reserve" \
-  wait_until 10 test "$(field 'o["peers"][0]["refused_new"]')" -gt 0
+  wait_until 20 test "$(field 'o["peers"][0]["refused_new"]')" -gt 0
 check "and is not there yet" not test -e "$(node_sess_file 1 afterfull)"
 find "$s1" -name 'sess_hf*' -delete
 check "it arrives once there is room again" wait_until 10 files_equal "$(node_sess_file 2 afterfull)" "$(node_sess_file 1 afterfull)"
