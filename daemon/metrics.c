@@ -39,6 +39,20 @@ int metrics_render(struct node *n, struct peer *const *peers, struct proto_wr *w
         head(wr, "sessync_skipped_total", "counter", "Times a file was found not to be PHP's own.");
         proto_put_fmt(wr, "sessync_skipped_total{node=\"%s\"} %" PRIu64 "\n", node_conf(n)->name,
                       node_skipped_total(n));
+        head(wr, "sessync_unreadable", "gauge", "Session files that cannot be read now (looked at again with backoff).");
+        proto_put_fmt(wr, "sessync_unreadable{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_unreadable(n));
+        head(wr, "sessync_unreadable_total", "counter", "Warnings about unreadable files (one per name and change).");
+        proto_put_fmt(wr, "sessync_unreadable_total{node=\"%s\"} %" PRIu64 "\n", node_conf(n)->name,
+                      node_unreadable_total(n));
+        head(wr, "sessync_lock_retries_total", "counter", "Looks at a file that found PHP's lock held.");
+        proto_put_fmt(wr, "sessync_lock_retries_total{node=\"%s\"} %" PRIu64 "\n", node_conf(n)->name,
+                      node_lock_retries_total(n));
+        head(wr, "sessync_unseen_tombstones", "gauge", "Tombstones kept for names this node never had.");
+        proto_put_fmt(wr, "sessync_unseen_tombstones{node=\"%s\"} %zu\n", node_conf(n)->name, node_n_unseen(n));
+        head(wr, "sessync_unseen_forgotten_total", "counter",
+             "Tombstones for names never had here forgotten early under the watermark.");
+        proto_put_fmt(wr, "sessync_unseen_forgotten_total{node=\"%s\"} %" PRIu64 "\n", node_conf(n)->name,
+                      node_unseen_forgotten_total(n));
         PER_PEER(wr, n, "sessync_peer_connected", "gauge", "1 if the connection to the peer is up.", "%d",
                  peer_state(peers[i]) == PEER_READY ? 1 : 0);
         PER_PEER(wr, n, "sessync_peer_pending", "gauge", "Changes not yet acknowledged by the peer.", "%zu",
@@ -55,6 +69,9 @@ int metrics_render(struct node *n, struct peer *const *peers, struct proto_wr *w
                  node_stats(n, i)->bytes_full);
         PER_PEER(wr, n, "sessync_peer_conflicts_total", "counter",
                  "Versions refused because the other side held a newer one.", "%" PRIu64, node_stats(n, i)->conflicts);
+        PER_PEER(wr, n, "sessync_peer_refused_new_total", "counter",
+                 "Frames for names never seen answered RETRY (the peer's budget of new names, or the space reserve).",
+                 "%" PRIu64, node_stats(n, i)->refused_new);
         PER_PEER(wr, n, "sessync_peer_errors_total", "counter",
                  "Connection failures and changes the peer could not apply.", "%" PRIu64, node_stats(n, i)->errors);
         return proto_wr_error(wr);

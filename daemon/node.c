@@ -18,6 +18,14 @@
 #include "lib/state.h"
 #include "lib/ver.h"
 
+/* docs/DESIGN.md "Names never seen": at most this many tombstones for
+ * names never had here (~300 bytes each: ~10 MB); per peer, this many of
+ * them at once (an honest catch-up fills the set at full speed), then this
+ * many a second. */
+#define NODE_UNSEEN_MAX 32768
+#define NODE_NEW_RATE 1000
+#define NODE_NEW_BURST NODE_UNSEEN_MAX
+
 int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret) {
         struct node *n = calloc(1, sizeof(*n));
 
@@ -32,6 +40,9 @@ int node_new(const struct conf *c, struct loop *l, int dirfd, struct node **ret)
         n->durable = true;
         n->php_uid = geteuid();
         n->php_gid = getegid();
+        n->unseen_max = NODE_UNSEEN_MAX;
+        n->new_rate = NODE_NEW_RATE;
+        n->new_burst = NODE_NEW_BURST;
         n->peer = calloc(c->n_peers ? c->n_peers : 1, sizeof(*n->peer));
         if (!n->peer) {
                 free(n);
@@ -71,6 +82,26 @@ uint64_t node_skipped_total(const struct node *n) {
         return n->skipped_total;
 }
 
+
+size_t node_n_unreadable(const struct node *n) {
+        return n->n_unreadable;
+}
+
+uint64_t node_unreadable_total(const struct node *n) {
+        return n->unreadable_total;
+}
+
+uint64_t node_lock_retries_total(const struct node *n) {
+        return n->lock_retries_total;
+}
+
+size_t node_n_unseen(const struct node *n) {
+        return n->n_unseen;
+}
+
+uint64_t node_unseen_forgotten_total(const struct node *n) {
+        return n->unseen_forgotten_total;
+}
 
 const struct node_stats *node_stats(const struct node *n, size_t idx) {
         return &n->peer[idx].stats;
@@ -115,6 +146,7 @@ void node_free(struct node *n) {
         }
         free(n->checks.v);
         free(n->busy.v);
+        free(n->unseen);
         free(n->turn_reads.v);
         free(n->peer);
         if (n->loop) {
@@ -153,8 +185,89 @@ struct node_ent *node_ensure(struct node *n, const char *name) {
         return e;
 }
 
+/* The heap of tombstones for names never had here (node_unseen.c), by
+ * what each covers (ver_tomb_cover), least first. */
+static bool heap_less(const struct node_ent *a, const struct node_ent *b) {
+        struct proto_ver ca = { 0, 0 }, cb = { 0, 0 };
+
+        (void)ver_tomb_cover(a->kind, &a->ver, &ca);
+        (void)ver_tomb_cover(b->kind, &b->ver, &cb);
+        return ver_cmp(&ca, &cb) < 0;
+}
+
+static void heap_set(struct node *n, size_t i, struct node_ent *e) {
+        n->unseen[i] = e;
+        e->unseen_at = i + 1;
+}
+
+static void heap_up(struct node *n, size_t i) {
+        struct node_ent *e = n->unseen[i];
+
+        while (i > 0 && heap_less(e, n->unseen[(i - 1) / 2])) {
+                heap_set(n, i, n->unseen[(i - 1) / 2]);
+                i = (i - 1) / 2;
+        }
+        heap_set(n, i, e);
+}
+
+static void heap_down(struct node *n, size_t i) {
+        struct node_ent *e = n->unseen[i];
+
+        for (;;) {
+                size_t c = 2 * i + 1;
+
+                if (c >= n->n_unseen)
+                        break;
+                if (c + 1 < n->n_unseen && heap_less(n->unseen[c + 1], n->unseen[c]))
+                        c++;
+                if (!heap_less(n->unseen[c], e))
+                        break;
+                heap_set(n, i, n->unseen[c]);
+                i = c;
+        }
+        heap_set(n, i, e);
+}
+
+int node_unseen_heap_add(struct node *n, struct node_ent *e) {
+        if (n->n_unseen == n->cap_unseen) {
+                size_t cap = n->cap_unseen ? n->cap_unseen * 2 : 256;
+                struct node_ent **p = realloc(n->unseen, cap * sizeof(*p));
+
+                if (!p)
+                        return -ENOMEM;
+                n->unseen = p;
+                n->cap_unseen = cap;
+        }
+        heap_set(n, n->n_unseen++, e);
+        heap_up(n, n->n_unseen - 1);
+        return 0;
+}
+
+void node_unseen_heap_fix(struct node *n, struct node_ent *e) {
+        if (e->unseen_at)
+                heap_down(n, e->unseen_at - 1);   /* a stronger tombstone only covers more */
+}
+
+struct node_ent *node_unseen_heap_min(const struct node *n) {
+        return n->n_unseen ? n->unseen[0] : NULL;
+}
+
+static void heap_remove(struct node *n, struct node_ent *e) {
+        size_t i = e->unseen_at - 1;
+        struct node_ent *last = n->unseen[--n->n_unseen];
+
+        e->unseen_at = 0;
+        if (last == e)
+                return;
+        heap_set(n, i, last);
+        heap_up(n, i);
+        heap_down(n, last->unseen_at - 1);
+}
+
 /* Change e's kind, keeping the file and tombstone counts right. */
 void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind) {
+        if (e->unseen_at && !ver_is_tomb(kind))
+                heap_remove(n, e);   /* a file now, or forgotten: no longer a name never seen */
         if (e->kind == VER_KIND_FILE)
                 n->n_files--;
         else if (e->kind != VER_KIND_NONE)
@@ -228,26 +341,37 @@ int node_make_durable(struct node *n) {
         return r;
 }
 
+/* Is e still referenced from a check, a peer's queue or readiness? */
+static bool held(const struct node *n, const struct node_ent *e) {
+        if (e->checking || e->retrying || e->tturn || e->skip)   /* skip: counted in n_skipped */
+                return true;
+        for (size_t i = 0; i < n->n_peers; i++)
+                if (e->peer[i].queued || e->peer[i].delayed || e->peer[i].wanted)
+                        return true;
+        return false;
+}
+
+void node_forget(struct node *n, struct node_ent *e) {
+        if (e->kind != VER_KIND_NONE && n->state)
+                (void)state_del(n->state, e->name);
+        node_set_kind(n, e, VER_KIND_NONE);
+        if (held(n, e))
+                return;
+        HASH_DEL(n->table, e);
+        ent_free(n, e);
+}
+
 void node_expire_tombs(struct node *n) {
         uint64_t now = loop_realtime_ns(), ttl = n->conf->tombstone_ttl_ms * 1000000ull;
         struct node_ent *e, *tmp;
 
         HASH_ITER(hh, n->table, e, tmp) {
-                bool held = e->checking || e->tturn || e->skip;   /* skip: counted in n_skipped */
-
                 if (e->kind == VER_KIND_FILE)
                         continue;
                 if (e->kind != VER_KIND_NONE && (now < e->tomb_ns || now - e->tomb_ns < ttl))
                         continue;
-                for (size_t i = 0; i < n->n_peers && !held; i++)
-                        held = e->peer[i].queued || e->peer[i].delayed || e->peer[i].wanted;   /* still referenced */
-                if (held)
-                        continue;
-                if (e->kind != VER_KIND_NONE && n->state)
-                        (void)state_del(n->state, e->name);
-                node_set_kind(n, e, VER_KIND_NONE);
-                HASH_DEL(n->table, e);
-                ent_free(n, e);
+                if (!held(n, e))
+                        node_forget(n, e);
         }
 }
 

@@ -42,6 +42,7 @@ struct node_stats {
         uint64_t conflicts;     /* versions refused because the other side held a newer one */
         uint64_t errors;        /* connection failures, changes that could not be applied */
         uint64_t rejected;      /* changes the peer refused for good */
+        uint64_t refused_new;   /* frames for names never seen answered RETRY: delete budget or space reserve */
 };
 
 enum node_stat { NODE_STAT_SENT, NODE_STAT_ERRORS };
@@ -72,6 +73,16 @@ size_t node_n_tombs(const struct node *n);
  * replicated. Now, and how often one was found since start. */
 size_t node_n_skipped(const struct node *n);
 uint64_t node_skipped_total(const struct node *n);
+/* Change detection's backoff (docs/DESIGN.md "Change detection"): names
+ * whose file cannot be read now, warnings about them since start (one per
+ * name and change), looks that found PHP's lock held. */
+size_t node_n_unreadable(const struct node *n);
+uint64_t node_unreadable_total(const struct node *n);
+uint64_t node_lock_retries_total(const struct node *n);
+/* Tombstones kept for names never had here, and how many of those were
+ * forgotten early under the watermark (docs/DESIGN.md "Names never seen"). */
+size_t node_n_unseen(const struct node *n);
+uint64_t node_unseen_forgotten_total(const struct node *n);
 const struct node_stats *node_stats(const struct node *n, size_t idx);
 void node_count(struct node *n, size_t idx, enum node_stat which);
 /* Changes peer idx still needs (dirty or delayed), in-flight frames excluded. */

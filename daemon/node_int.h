@@ -1,5 +1,5 @@
 /* Internal to the node's files (node.c, node_turn.c, node_queue.c,
- * node_check.c, node_sync.c, node_send.c, node_recv.c) and to unit tests:
+ * node_check.c, node_sync.c, node_send.c, node_recv.c, node_unseen.c) and to unit tests:
  * the node object itself. No other file includes this header; the rest of
  * the daemon goes through daemon/node.h.
  *
@@ -9,6 +9,7 @@
  *   node_turn.c   this turn's bytes of each file (the turn cache)
  *   node_ready.c  readiness: what each peer holds that beats ours
  *   node.c        the table: entries, recording versions and tombstones
+ *   node_unseen.c names never seen: their bounded tombstones, budgets, reserve
  *   node_check.c  change detection: reconcile entries with the disk
  *   node_sync.c   catch-up and inventories
  *   node_send.c   the frame for one entry and one peer; its ACK
@@ -46,6 +47,7 @@ struct node_ent_peer {
         bool missing;           /* catch-up: not (yet) seen in the peer's inventory */
         bool wanted;            /* readiness: the peer holds a state that beats ours (node_ready.c) */
         uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
+        uint8_t lock_tries;     /* node_send.c: reads in a row that found PHP's lock held */
 };
 
 struct node_ent {
@@ -56,7 +58,12 @@ struct node_ent {
         uint32_t size;
         uint8_t kind;           /* VER_KIND_* */
         bool from_peer;         /* recorded version came from an apply: not pushed live */
-        bool checking;          /* in the check set or the busy set */
+        bool checking;          /* in the check set */
+        bool retrying;          /* in the busy set (node_check.c): looked at again at due_ms */
+        uint8_t tries;          /* node_check.c: looks in a row that found it locked or unreadable */
+        uint64_t due_ms;
+        uint64_t read_fp;       /* node_check.c: unreadable, warned about in this state (fingerprint); 0 if not */
+        size_t unseen_at;       /* a tombstone for a name never had here: its place in the heap + 1; 0 if not */
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
@@ -96,6 +103,10 @@ struct node_peer {
         uint8_t catchup;                /* NODE_CU_* */
         size_t n_wanted, n_wanted_total;
         uint64_t progress_ms;           /* last compare or arrival: a stall excludes the peer */
+        /* node_unseen.c: this peer's budget of tombstones for names never seen */
+        uint32_t new_tokens;
+        uint64_t new_ms;
+        bool new_warned;
 };
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };
@@ -109,7 +120,7 @@ struct node {
         uint64_t turn;
 
         struct node_vec checks;         /* node_check.c: names to look at this turn */
-        struct node_vec busy;           /* node_check.c: locked by PHP, look again shortly */
+        struct node_vec busy;           /* node_check.c: locked or unreadable, look again at each one's due_ms */
         struct loop_timer *busy_timer;  /* node_check.c */
         bool rescan;                    /* inotify overflowed: scan the directory */
 
@@ -130,6 +141,17 @@ struct node {
         bool ready;                     /* latched: caught up with every reachable peer */
         size_t changed_at_start;        /* local changes the first turn's checks found (PHP ran meanwhile) */
         uint64_t skipped_total;         /* times a file was found not PHP's own */
+        size_t n_unreadable;            /* node_check.c: names whose file cannot be read now */
+        uint64_t unreadable_total;      /* node_check.c: warnings about those (one per name and change) */
+        uint64_t lock_retries_total;    /* node_check.c: looks that found PHP's lock held */
+        /* node_unseen.c (docs/DESIGN.md "Names never seen") */
+        struct node_ent **unseen;       /* min-heap by cover of tombstones for names never had here */
+        size_t n_unseen, cap_unseen, unseen_max;
+        struct proto_ver unseen_mark;   /* forgotten ones covered up to here */
+        bool unseen_marked;
+        uint64_t unseen_forgotten_total;
+        uint32_t new_rate, new_burst;   /* tombstones for names never seen, per peer: a second, at once */
+        bool space_warned;
 };
 
 /* Why a file on disk is not replicated (docs/DESIGN.md "Only PHP's own
@@ -151,6 +173,31 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
 void node_journal_applying(struct node *n, struct node_ent *e, const struct proto_ver *v);
 void node_journal_restore(struct node *n, struct node_ent *e);
 bool node_forgettable(const struct node *n, const struct proto_ver *v);
+/* Forget e: journaled as gone, kind NONE, freed unless something still
+ * holds it (a peer's queue, a check; node_expire_tombs frees it then). */
+void node_forget(struct node *n, struct node_ent *e);
+/* node_unseen.c (docs/DESIGN.md "Names never seen") */
+/* Is a version for a name this node holds nothing for at or below the
+ * watermark (what forgotten tombstones covered)? Then it is refused. */
+bool node_unseen_covered(const struct node *n, const struct proto_ver *v);
+/* Does the watermark already cover everything tombstone (kind, v) beats? */
+bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v);
+/* Take one from peer idx's budget of tombstones for names never seen;
+ * false (counted, logged once) when it is spent. */
+bool node_new_name_allowed(struct node *n, size_t idx);
+/* Does the session filesystem keep its reserve free for PHP? false
+ * (counted for peer idx, logged once) when a new file must wait. */
+bool node_space_reserved(struct node *n, size_t idx);
+/* e now holds a tombstone for a name never had here: into the heap; past
+ * unseen_max the one covering least is forgotten and the watermark rises.
+ * Returns 0 or -ENOMEM (e is then kept as a plain tombstone). */
+int node_unseen_add(struct node *n, struct node_ent *e);
+/* node.c: the heap itself. Insert e, fix e after its tombstone grew, the
+ * one covering least (NULL if empty). node_set_kind takes an entry out when
+ * it stops being a tombstone. */
+int node_unseen_heap_add(struct node *n, struct node_ent *e);
+void node_unseen_heap_fix(struct node *n, struct node_ent *e);
+struct node_ent *node_unseen_heap_min(const struct node *n);
 /* node_ready.c */
 /* e's state changed, or peer idx sent a frame for e (from_peer): what e
  * still wants from its peers is looked at again. */

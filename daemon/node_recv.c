@@ -10,7 +10,10 @@
  *  - content is written in place (same inode) with the origin's mtime;
  *  - a basis or result hash mismatch asks for the whole file (NEED_FULL);
  *  - ENOSPC and other write errors leave the old bytes intact and answer
- *    RETRY.
+ *    RETRY;
+ *  - what a name this node never had may cost is bounded (node_unseen.c,
+ *    docs/DESIGN.md "Names never seen"): per-peer budget and space reserve
+ *    answer RETRY, the watermark refuses what a forgotten tombstone beat.
  */
 #include "daemon/node.h"
 #include "daemon/node_int.h"
@@ -142,8 +145,19 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         stale(n, idx, m, ack, e->kind, &e->ver);
                         return;
                 }
+                if (e->kind == VER_KIND_NONE && node_unseen_covered(n, &m->ver)) {
+                        /* A tombstone forgotten early may have beaten it:
+                         * refused like a version older than tombstone_ttl. */
+                        n->peer[idx].stats.conflicts++;
+                        ack_state(ack, PROTO_ST_STALE, PROTO_KIND_EXPIRE, &m->ver);
+                        return;
+                }
                 if (m->type != PROTO_FILE) {   /* DELTA or TOUCH with no basis here */
                         ack_refuse(ack, PROTO_ST_NEED_FULL);
+                        return;
+                }
+                if (!node_space_reserved(n, idx)) {   /* files on disk are their own bound: the table follows them */
+                        ack_refuse(ack, PROTO_ST_RETRY);
                         return;
                 }
                 r = node_open(n, e, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
@@ -231,6 +245,30 @@ out:
         sess_release(n->dirfd, m->name, &f);
 }
 
+/* A DELETE for a name this node holds nothing for (docs/DESIGN.md "Names
+ * never seen"): kept in the bounded set, within the peer's budget. */
+static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
+                                struct proto_msg *ack) {
+        int r;
+
+        if (node_unseen_tomb_covered(n, m->kind, &m->ver)) {
+                /* The watermark refuses whatever this tombstone beats:
+                 * nothing to keep. */
+                ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
+                return;
+        }
+        if (!node_new_name_allowed(n, idx)) {
+                ack_refuse(ack, PROTO_ST_RETRY);
+                return;
+        }
+        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                write_failed(n, idx, m, ack, r);
+                return;
+        }
+        (void)node_unseen_add(n, e);   /* out of memory: kept as a plain tombstone, which is safe */
+        ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
+}
+
 static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
@@ -252,10 +290,16 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                  * third node cannot bring the session back. A local delete
                  * nobody has looked at yet gets its own first. */
                 node_saw(n, e, NULL);
-                if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver) &&
-                    (r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
-                        write_failed(n, idx, m, ack, r);
+                if (e->kind == VER_KIND_NONE) {
+                        apply_unseen_delete(n, idx, m, e, ack);
                         return;
+                }
+                if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver)) {
+                        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                                write_failed(n, idx, m, ack, r);
+                                return;
+                        }
+                        node_unseen_heap_fix(n, e);   /* a name never seen covers more now */
                 }
                 ack_state(ack, PROTO_ST_OK, e->kind, &e->ver);
                 return;
@@ -318,4 +362,8 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
          * longer something this node waits for from that peer. */
         if (ack->status != PROTO_ST_BUSY)
                 node_ready_seen(n, e, idx);
+        /* Nothing came of it (refused, RETRY): a name from the wire leaves
+         * no entry behind, or every refused name would stay in the table. */
+        if (e->kind == VER_KIND_NONE)
+                node_forget(n, e);
 }

@@ -15,6 +15,7 @@
 #include "proto/msg.h"
 
 #define SEND_BUSY_MS 5                  /* locked by PHP, or this turn's read budget spent */
+#define SEND_LOCK_SHIFT_MAX 6           /* still locked: doubled per try up to 64x (320 ms) */
 #define SEND_RETRY_MS 1000              /* a transient failure, or the peer's RETRY */
 #define SEND_PEER_BUSY_MS 10            /* the peer's BUSY, doubled per try up to 128x */
 
@@ -80,10 +81,20 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
                 node_delay(n, e, idx, SEND_BUSY_MS);
                 return 0;
         }
-        if (r == -EWOULDBLOCK || r == -ENOBUFS) {
+        if (r == -EWOULDBLOCK) {
+                /* A lock held long is not polled every 5 ms (docs/DESIGN.md
+                 * "Change detection"); PHP's close makes a check anyway. */
+                node_delay(n, e, idx, SEND_BUSY_MS << (ep->lock_tries < SEND_LOCK_SHIFT_MAX ? ep->lock_tries
+                                                                                          : SEND_LOCK_SHIFT_MAX));
+                if (ep->lock_tries < UINT8_MAX)
+                        ep->lock_tries++;
+                return 0;
+        }
+        if (r == -ENOBUFS) {
                 node_delay(n, e, idx, SEND_BUSY_MS);
                 return 0;
         }
+        ep->lock_tries = 0;
         if (r == -EFBIG)
                 return 0;
         if (r == -EPERM || r == -EMLINK)

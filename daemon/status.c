@@ -33,8 +33,12 @@ static const char *state_word(const struct peer *p) {
 static void render_json(struct node *n, struct peer *const *peers, struct proto_wr *wr) {
         proto_put_fmt(wr, "{\"node\": ");
         put_json_str(wr, node_conf(n)->name);
-        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"skipped\": %zu, \"ready\": %s, \"peers\": [",
+        proto_put_fmt(wr, ", \"sessions\": %zu, \"tombstones\": %zu, \"skipped\": %zu, \"ready\": %s",
                       node_n_files(n), node_n_tombs(n), node_n_skipped(n), node_ready(n) ? "true" : "false");
+        proto_put_fmt(wr, ", \"unreadable\": %zu, \"unreadable_total\": %" PRIu64 ", \"lock_retries\": %" PRIu64
+                      ", \"unseen_tombstones\": %zu, \"unseen_forgotten\": %" PRIu64 ", \"peers\": [",
+                      node_n_unreadable(n), node_unreadable_total(n), node_lock_retries_total(n), node_n_unseen(n),
+                      node_unseen_forgotten_total(n));
         for (size_t i = 0; i < node_conf(n)->n_peers; i++) {
                 const struct peer *p = peers[i];
                 const struct node_stats *st = node_stats(n, i);
@@ -44,9 +48,10 @@ static void render_json(struct node *n, struct peer *const *peers, struct proto_
                 put_json_str(wr, node_conf(n)->peers[i].name);
                 proto_put_fmt(wr, ", \"connected\": %s, \"pending\": %zu, \"lag_ms\": %" PRIu64 ", \"sent\": %" PRIu64
                     ", \"applied\": %" PRIu64 ", \"bytes_sent\": %" PRIu64 ", \"bytes_full\": %" PRIu64
-                    ", \"conflicts\": %" PRIu64 ", \"last_error\": ",
+                    ", \"conflicts\": %" PRIu64 ", \"refused_new\": %" PRIu64 ", \"last_error\": ",
                     peer_state(p) == PEER_READY ? "true" : "false", node_pending(n, i) + peer_in_flight(p),
-                    peer_lag_ms(p), st->sent, st->applied, st->bytes_sent, st->bytes_full, st->conflicts);
+                    peer_lag_ms(p), st->sent, st->applied, st->bytes_sent, st->bytes_full, st->conflicts,
+                    st->refused_new);
                 if (peer_last_error(p)[0])
                         put_json_str(wr, peer_last_error(p));
                 else
@@ -82,6 +87,8 @@ static void render_text(struct node *n, struct peer *const *peers, struct proto_
         proto_put_fmt(wr, "node %s: %zu sessions, %zu tombstones", node_conf(n)->name, node_n_files(n), node_n_tombs(n));
         if (node_n_skipped(n) > 0)
                 proto_put_fmt(wr, ", %zu files skipped (not PHP's own: see the log)", node_n_skipped(n));
+        if (node_n_unreadable(n) > 0)
+                proto_put_fmt(wr, ", %zu files unreadable (see the log)", node_n_unreadable(n));
         proto_put_fmt(wr, "\n");
         render_ready(n, wr);
         if (node_conf(n)->n_peers == 0) {

@@ -47,10 +47,17 @@ bool ver_tomb_beats(uint8_t kind, const struct proto_ver *t, const struct proto_
  * beat each other (both sides have deleted: nothing to send). */
 bool ver_state_beats(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b);
 
+/* What tombstone (kind, t) covers: the highest version it beats, in *ret
+ * (a destroy at T: (T - 1, MAX); an expiry: its version). false, and *ret
+ * untouched, when it beats nothing (a destroy at 0, or no tombstone). */
+bool ver_tomb_cover(uint8_t kind, const struct proto_ver *t, struct proto_ver *ret);
+
 /* Of the tombstone a and the state b (a tombstone or not), is a the one to
- * keep? Any tombstone is stronger than a non-tombstone; of two, the later
- * one beats more versions; at the same time a destroy beats an expiry,
- * then the higher hash (a total order, so every node keeps the same). */
+ * keep? Any tombstone is stronger than a non-tombstone; of two, the one
+ * that covers more versions (a destroy at T covers up to (T - 1, MAX), an
+ * expiry up to its version), so the kept one beats every version the other
+ * beat; equal cover: a destroy over an expiry, then the higher hash (a
+ * total order, so every node keeps the same). */
 bool ver_tomb_stronger(uint8_t kind_a, const struct proto_ver *a, uint8_t kind_b, const struct proto_ver *b);
 
 /* Is v older than ttl_ns at now_ns? Such a version is never sent nor
@@ -65,8 +72,11 @@ bool ver_too_new(const struct proto_ver *v, uint64_t now_ns, uint64_t ahead_ns);
 
 /* The tombstone for a live file at version file that disappeared here at
  * now_ns: an expiry carrying the file's version if it was at least
- * lifetime_ns old (PHP's GC), else a destroy stamped with now_ns (a
- * logout). Writes *ret_kind and *ret_v. */
+ * lifetime_ns old (PHP's GC), else a destroy (a logout) stamped
+ * max(now_ns, file's mtime + 1): never before the version it deleted, so no
+ * clock skew a receiver accepts lets that version beat its logout (a file
+ * at mtime UINT64_MAX: an expiry of (MAX, MAX), which beats everything).
+ * Writes *ret_kind and *ret_v. */
 void ver_delete(const struct proto_ver *file, uint64_t now_ns, uint64_t lifetime_ns, uint8_t *ret_kind,
                 struct proto_ver *ret_v);
 

@@ -120,6 +120,59 @@ Test(node, locked_file_is_retried_not_skipped) {
         cr_assert_eq(drain(0), 1);
 }
 
+/* A lock held long (docs/DESIGN.md "Change detection"): looked at after
+ * 5 ms, then doubling up to 1 s, so 700 ms cost a handful of looks, not the
+ * 140 a fixed 5 ms poll made; released, it is read at the next look. */
+Test(node, long_lock_backs_off) {
+        char path[256];
+        uint64_t looks;
+        int fd;
+
+        put_file("sess_long", "x", 0);
+        snprintf(path, sizeof(path), "%s/sess_long", dir);
+        fd = open(path, O_RDWR);
+        cr_assert_eq(flock(fd, LOCK_EX), 0);
+        node_check(node, "sess_long");
+        node_run_checks(node);
+        for (int i = 0; i < 70; i++) {
+                run_for(10);
+                node_run_checks(node);
+        }
+        looks = node->lock_retries_total;
+        cr_assert_geq(looks, 3, "it is looked at again (%llu)", (unsigned long long)looks);
+        cr_assert_leq(looks, 10, "with backoff, not every 5 ms (%llu looks in 700 ms)", (unsigned long long)looks);
+        cr_assert_eq(node_get(node, "sess_long")->kind, VER_KIND_NONE);
+        close(fd);
+        for (int i = 0; i < 120 && node_get(node, "sess_long")->kind != PROTO_KIND_FILE; i++) {
+                run_for(10);
+                node_run_checks(node);
+        }
+        cr_assert_eq(node_get(node, "sess_long")->kind, PROTO_KIND_FILE, "read within the 1 s cap once released");
+        cr_assert_eq(node_get(node, "sess_long")->tries, 0, "and the backoff starts over");
+}
+
+/* An event for a name that is backing off looks at it at once: PHP's close
+ * after a long request is seen without waiting for the backoff. */
+Test(node, event_during_backoff_looks_at_once) {
+        char path[256];
+        int fd;
+
+        put_file("sess_ev", "x", 0);
+        snprintf(path, sizeof(path), "%s/sess_ev", dir);
+        fd = open(path, O_RDWR);
+        cr_assert_eq(flock(fd, LOCK_EX), 0);
+        node_check(node, "sess_ev");
+        node_run_checks(node);
+        for (int i = 0; i < 40; i++) {
+                run_for(10);
+                node_run_checks(node);
+        }
+        close(fd);
+        node_check(node, "sess_ev");   /* PHP's IN_CLOSE_WRITE */
+        node_run_checks(node);
+        cr_assert_eq(node_get(node, "sess_ev")->kind, PROTO_KIND_FILE);
+}
+
 Test(node, tombstone_rules) {
         struct proto_ver t = { 1000, 0 }, older = { 999, 5 }, newer = { 1001, 5 }, same = { 1000, 5 };
         struct proto_ver exp = { 1000, 7 };

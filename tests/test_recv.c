@@ -344,3 +344,195 @@ Test(recv, a_planted_file_is_skipped_counted_and_forgotten_once_removed) {
                      "their removal is no news for the peers either (they never had them)");
         rm_outside();
 }
+
+/* ---- names never seen (docs/DESIGN.md "Names never seen") ---- */
+
+static struct proto_msg delete_msg(const char *name, uint8_t kind, uint64_t mtime_ns) {
+        struct proto_msg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = PROTO_DELETE;
+        m.seq = 9;
+        m.kind = kind;
+        strcpy(m.name, name);
+        m.ver = (struct proto_ver){ mtime_ns, 0 };
+        return m;
+}
+
+/* A flood of DELETEs for random names keeps at most unseen_max tombstones;
+ * the ones forgotten early still keep their logouts: an older copy of any
+ * of them arriving later is refused, a newer session is not. */
+Test(recv, unseen_deletes_are_bounded_and_still_never_resurrect) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+
+        node->unseen_max = 100;
+        node->new_burst = 100000;
+        for (int i = 0; i < 1000; i++) {
+                snprintf(name, sizeof(name), "sess_flood%04d", i);
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull);   /* 0.1 s apart */
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK, "%d: %s", i, proto_status_name(ack.status));
+        }
+        cr_assert_eq(node_n_unseen(node), 100);
+        cr_assert_eq(node_n_tombs(node), 100, "the table holds the bound, not the flood");
+        cr_assert_eq(HASH_COUNT(node->table), 100, "and no empty entries");
+        cr_assert_eq(node_unseen_forgotten_total(node), 900);
+        /* A copy from before its logout, of a name forgotten early. */
+        m = file_msg("sess_flood0003", "user=alice", t0 + 2 * 100000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_flood0003"), "the forgotten logout stays a logout");
+        /* And one of a name still kept. */
+        m = file_msg("sess_flood0950", "user=bob", t0 + 949 * 100000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE);
+        cr_assert_not(exists("sess_flood0950"));
+        /* A session written after every one of those deletes is taken. */
+        m = file_msg("sess_newlogin", "user=carol", (now_s() - 1) * 1000000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        cr_assert(exists("sess_newlogin"));
+        /* A tombstone the watermark covers costs nothing. */
+        m = delete_msg("sess_oldnews", PROTO_KIND_DESTROY, t0 + 5 * 100000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_null(node_get(node, "sess_oldnews"));
+}
+
+/* Past a peer's budget of tombstones for names never seen, a DELETE for one
+ * answers RETRY (the peer sends it again later) and leaves nothing behind;
+ * another peer's budget, a logout of a session this node holds, and new
+ * sessions are untouched. */
+Test(recv, unseen_budget_per_peer_answers_retry) {
+        uint64_t t = (now_s() - 60) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+
+        node->new_burst = 10;
+        node->new_rate = 0;
+        put_file("sess_real", "user=dave", (long long)now_s() - 100);
+        check("sess_real");
+        for (int i = 0; i < 20; i++) {
+                snprintf(name, sizeof(name), "sess_budget%02d", i);
+                m = delete_msg(name, PROTO_KIND_DESTROY, t);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, i < 10 ? PROTO_ST_OK : PROTO_ST_RETRY, "%d: %s", i,
+                             proto_status_name(ack.status));
+                if (i >= 10)
+                        cr_assert_null(node_get(node, name), "a refused name leaves no entry");
+        }
+        cr_assert_eq(node_stats(node, 0)->refused_new, 10);
+        cr_assert_eq(node_n_tombs(node), 10);
+        m = delete_msg("sess_real", PROTO_KIND_DESTROY, t);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "a real logout is never held back: %s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_real"));
+        /* New sessions do not take from it (a full sync to an empty node is
+         * an honest flood of them; the space reserve bounds files). */
+        m = file_msg("sess_budgetfile", "x", t);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        cr_assert(exists("sess_budgetfile"));
+        /* The other peer has its own budget. */
+        m = delete_msg("sess_budgetother", PROTO_KIND_DESTROY, t);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        cr_assert_eq(node_stats(node, 1)->refused_new, 0);
+}
+
+/* A refused FILE (hash mismatch) for a name never seen leaves no entry. */
+Test(recv, refused_names_leave_no_entry) {
+        struct proto_msg m = file_msg("sess_badhash", "x", (now_s() - 5) * 1000000000ull), ack;
+
+        m.ver.hash ^= 1;
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_REJECT);
+        cr_assert_null(node_get(node, "sess_badhash"));
+        cr_assert_eq(HASH_COUNT(node->table), 0);
+}
+
+/* An unseen tombstone that a file later beats leaves the bound. */
+Test(recv, unseen_tombstone_beaten_by_a_newer_file_leaves_the_bound) {
+        uint64_t t = (now_s() - 60) * 1000000000ull;
+        struct proto_msg m = delete_msg("sess_back", PROTO_KIND_DESTROY, t), ack;
+
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(node_n_unseen(node), 1);
+        m = file_msg("sess_back", "relogin", t + 1000000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_eq(node_n_unseen(node), 0);
+        cr_assert_eq(node_n_tombs(node), 0);
+}
+
+/* The bound at its edge: the tombstone just kept is never the one
+ * forgotten (the receiver still holds it), the one before it is. */
+Test(recv, unseen_bound_of_one_forgets_the_older) {
+        uint64_t t = (now_s() - 60) * 1000000000ull;
+        struct proto_msg m = delete_msg("sess_edge1", PROTO_KIND_DESTROY, t), ack;
+
+        node->unseen_max = 0;
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_eq(node_n_unseen(node), 1);
+        m = delete_msg("sess_edge2", PROTO_KIND_DESTROY, t + 1);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        cr_assert_eq(node_n_unseen(node), 1);
+        cr_assert_null(node_get(node, "sess_edge1"));
+        cr_assert_not_null(node_get(node, "sess_edge2"));
+        m = file_msg("sess_edge1", "x", t - 1);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "what the forgotten one beat stays refused");
+}
+
+/* Arriving in any order (a catch-up walks a hash table), the ones kept are
+ * those covering most and the watermark is the highest cover forgotten:
+ * as low as the bound allows. One grown by a stronger DELETE moves up. */
+Test(recv, unseen_keeps_the_newest_whatever_the_order) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+        int order[1000];
+
+        for (int i = 0; i < 1000; i++)
+                order[i] = i;
+        srand(7);
+        for (int i = 999; i > 0; i--) {
+                int j = rand() % (i + 1), x = order[i];
+
+                order[i] = order[j];
+                order[j] = x;
+        }
+        node->unseen_max = 100;
+        for (int k = 0; k < 1000; k++) {
+                int i = order[k];
+
+                snprintf(name, sizeof(name), "sess_ord%04d", i);
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK);
+                if (i == 5) {   /* an old one grows: now it covers the most */
+                        m = delete_msg(name, PROTO_KIND_DESTROY, t0 + 2000 * 100000000ull);
+                        node_recv(node, 1, &m, &ack);
+                        cr_assert_eq(ack.status, PROTO_ST_OK);
+                }
+        }
+        cr_assert_eq(node_n_unseen(node), 100);
+        cr_assert_not_null(node_get(node, "sess_ord0005"), "the grown one is kept");
+        for (int i = 901; i < 1000; i++) {
+                snprintf(name, sizeof(name), "sess_ord%04d", i);
+                cr_assert_not_null(node_get(node, name), "%s: one of the newest, kept", name);
+        }
+        cr_assert_null(node_get(node, "sess_ord0900"));
+        /* The watermark is the cover of sess_ord0900's destroy: a session
+         * never seen, written just after it, is taken. */
+        m = file_msg("sess_between", "x", t0 + 900 * 100000000ull + 50000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        m = file_msg("sess_before", "x", t0 + 900 * 100000000ull - 1);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE);
+}

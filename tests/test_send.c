@@ -603,6 +603,36 @@ Test(send, a_file_locked_at_send_time_waits) {
         cr_assert_arr_eq(m.data, content, strlen(content));
 }
 
+/* Held long at send time: read again after 5 ms, doubling to 320 ms, so
+ * 700 ms of a held lock cost a handful of reads, not 140. */
+Test(send, a_long_lock_at_send_time_backs_off) {
+        static const char content[] = "locked|b:2;";
+        char path[256];
+        struct proto_msg m;
+        struct node_ent *e;
+        int fd, sent = 0;
+
+        write_at("sess_lk2", content, strlen(content), ago_ns(15, 0));
+        e = check("sess_lk2");
+        path_of(path, "sess_lk2");
+        fd = open(path, O_RDWR);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(flock(fd, LOCK_EX), 0);
+        for (int i = 0; i < 70; i++) {
+                cr_assert_eq(send_one(0, 1, &m), 0);
+                run_for(10);
+        }
+        cr_assert_geq(e->peer[0].lock_tries, 3, "read again (%u)", e->peer[0].lock_tries);
+        cr_assert_leq(e->peer[0].lock_tries, 10, "with backoff (%u reads in 700 ms)", e->peer[0].lock_tries);
+        cr_assert_eq(close(fd), 0);
+        for (int i = 0; i < 50 && !sent; i++) {
+                run_for(10);
+                sent = send_one(0, 2, &m);
+        }
+        cr_assert_eq(sent, 1, "sent within the 320 ms cap once the lock is gone");
+        cr_assert_eq(e->peer[0].lock_tries, 0);
+}
+
 /* Bytes read this turn are shared by every peer: a lock taken after the
  * read does not hold the other peers back. */
 Test(send, the_turns_read_serves_every_peer_even_if_locked_since) {
