@@ -1,0 +1,1034 @@
+#!/usr/bin/env python3
+"""Chaos driver for tests/integration/t_chaos.sh (docs/DESIGN.md "Tests": the chaos test).
+
+One process plays every part around a cluster that lib.sh laid out (cluster_create N with
+IT_HEALTH=1, sshds started, no daemon yet):
+
+  users     sticky users doing PHP requests on their home node, exactly as PHP's files handler
+            does them (ext/session/mod_files.c): open(O_CREAT|O_RDWR|O_NOFOLLOW), flock(LOCK_EX)
+            for the whole request, read; then a write (ftruncate(0) only when the new data is
+            shorter, pwrite at 0), a lazy_write touch (utime(path, NULL)) or a logout
+            (session_destroy: close, then unlink with no lock held); close. Some users are
+            served by real `php -n` instead. Every payload checks itself: PHP's own
+            serialisation of u, n, pad, then c = sha256 of the encoding before it.
+  the LB    HAProxy's rules with sticky cookies and sessync's agent-check (docs/DESIGN.md
+            "Readiness"): a user moves off a node whose agent says "down", moves at random
+            (rebalancing) only to a node whose agent says "up ready" or cannot be reached (a
+            dead daemon: HAProxy then goes by its regular check), and stays on "up drain".
+  readers   per node, PHP-style readers under flock(LOCK_SH) that check every payload (torn
+            reads), and a directory scan that watches for logged-out sessions coming back.
+  chaos     kill -9 of daemons (restarted after a random pause), link cuts (a peer's key
+            taken out of a node's authorized_keys and its relay killed; a node's sshd stopped;
+            a relay killed alone), and clock steps of one daemon (libfaketime reading an
+            offset file: NTP-like steps of the daemon's wall clock while it runs; monotonic
+            time and file times stay true).
+
+At the end the chaos stops, everything is healed, and the driver waits (bounded) for every
+node to converge, then counts, from its ledger of every acknowledged write and logout:
+
+  lost         (a) a user's request on the node it stayed on read something other than its
+                   own last acknowledged write (a peer's older version, or a delete, replaced
+                   it);
+               (b) a stale handover that sessync had promised away: the user moved A -> B and
+                   B lacked the last write acknowledged on A, although A's daemon had said,
+                   in two status polls after that write and before the move, that B was
+                   connected with nothing pending;
+               (c) after convergence, a live session whose bytes on some node are not its last
+                   acknowledged write.
+               A handover that finds B stale for any other reason (A's daemon killed before it
+               pushed, a cut link, the write younger than the replication lag) is asynchronous
+               replication working as designed: counted as "stale handovers (excused)".
+  resurrected  a session whose logout was acknowledged that is present on some node in a scan
+               that began after that node had been seen without it (or, on the node of the
+               logout, after the unlink), or present anywhere once converged.
+  torn         a read under LOCK_SH or LOCK_EX (or real PHP's session_start) of a non-empty
+               file whose payload does not check. Empty files are PHP's own state between
+               open(O_CREAT) and the first write, and are counted apart.
+
+Exit 0 only if lost = resurrected = torn = 0, no daemon exited on its own, and the cluster
+converged within the bound. A summary goes to stdout and, as JSON, to --summary.
+"""
+import argparse
+import errno
+import fcntl
+import hashlib
+import heapq
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+PAD_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+PAYLOAD_RE = re.compile(rb'u\|s:(\d+):"([A-Za-z0-9]*)";n\|i:(\d+);pad\|s:(\d+):"([A-Za-z0-9]*)";'
+                        rb'c\|s:16:"([0-9a-f]{16})";\Z')
+FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                 "/usr/lib/faketime/libfaketime.so.1")
+
+
+def mono():
+    return time.monotonic()
+
+
+def encode(uid, n, pad):
+    """PHP's session_encode of ['u' => uid, 'n' => n, 'pad' => pad], then 'c'."""
+    pre = b'u|s:%d:"%s";n|i:%d;pad|s:%d:"%s";' % (len(uid), uid, n, len(pad), pad)
+    return pre + b'c|s:16:"%s";' % hashlib.sha256(pre).hexdigest()[:16].encode()
+
+
+def check_payload(data):
+    """None if data is a whole payload, else why not."""
+    m = PAYLOAD_RE.match(data)
+    if not m:
+        return "does not parse"
+    if int(m.group(1)) != len(m.group(2)) or int(m.group(4)) != len(m.group(5)):
+        return "a length does not match"
+    pre = data[:data.rindex(b'c|s:16:"')]
+    if hashlib.sha256(pre).hexdigest()[:16].encode() != m.group(6):
+        return "checksum does not match"
+    return None
+
+
+def payload_n(data):
+    m = PAYLOAD_RE.match(data)
+    return int(m.group(3)) if m else None
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.c = {}
+        self.examples = {}
+
+    def inc(self, key, n=1, example=None):
+        with self.lock:
+            self.c[key] = self.c.get(key, 0) + n
+            if example is not None:
+                ex = self.examples.setdefault(key, [])
+                if len(ex) < 8:
+                    ex.append(example)
+
+    def get(self, key):
+        with self.lock:
+            return self.c.get(key, 0)
+
+
+class User:
+    def __init__(self, idx, home, php):
+        self.idx = idx
+        self.uid = b"u%04d" % idx
+        self.gen = 0
+        self.sid = None
+        self.home = home
+        self.php = php
+        self.moved_from = None     # set until the first request on the new home
+        self.last = None           # bytes of the last acknowledged write of self.sid
+        self.last_t = 0.0          # monotonic time of that ack
+        self.last_node = None      # node it was acknowledged on
+        self.seq = 0
+        self.pad = b""
+        self.next_at = 0.0
+
+    def label(self):
+        return "%s/g%d" % (self.uid.decode(), self.gen)
+
+
+class Chaos:
+    def __init__(self, a):
+        self.a = a
+        self.T = a.T
+        self.n = a.nodes
+        self.rnd = random.Random(a.seed)
+        self.stats = Stats()
+        self.t0 = mono()
+        self.stop_load = threading.Event()
+        self.stop_chaos = threading.Event()
+        self.stop_watch = threading.Event()
+        self.out = os.path.join(self.T, "chaos")
+        os.makedirs(self.out, exist_ok=True)
+        self.events = open(os.path.join(self.out, "events.txt"), "a", buffering=1)
+        self.elock = threading.Lock()
+        self.procs = {}                     # node -> Popen of its daemon
+        self.incarnation = {i: 0 for i in self.nodes()}
+        self.inc_start = {i: 0.0 for i in self.nodes()}
+        self.we_killed = {}                 # node -> True while we expect it dead
+        self.health = {i: "unreachable" for i in self.nodes()}
+        self.polls = {i: [] for i in self.nodes()}   # (t, incarnation, {peer: settled})
+        self.plock = threading.Lock()
+        self.cut = set()                    # (frm, to): frm's key out of to's authorized_keys
+        self.sshd_down = set()
+        self.clock = "+0s"
+        self.faketime_lib = next((p for p in FAKETIME_LIBS if os.path.exists(p)), None)
+        self.users = []
+        self.destroyed = {}                 # sid -> (t_done, node, label)
+        self.dlock = threading.Lock()
+        self.pending_absent = {i: set() for i in self.nodes()}
+        self.absent_seen = {i: set() for i in self.nodes()}
+        self.resurrected = set()
+        self.listing = {i: [] for i in self.nodes()}
+        self.php_mods_extra = None
+
+    # ------------------------------------------------------------ helpers
+
+    def nodes(self):
+        return range(1, self.n + 1)
+
+    def nd(self, i, *p):
+        return os.path.join(self.T, "n%d" % i, *p)
+
+    def now(self):
+        return mono() - self.t0
+
+    def event(self, what):
+        with self.elock:
+            self.events.write("%9.3f %s\n" % (self.now(), what))
+
+    def path(self, i, sid):
+        return self.nd(i, "sessions", "sess_" + sid)
+
+    def daemon_log_mark(self, i, what):
+        with open(self.nd(i, "daemon.log"), "a") as f:
+            f.write("=== it: %s chaos: %s\n" % (time.strftime("%H:%M:%S"), what))
+
+    # ------------------------------------------------------------ processes
+
+    def descendants(self, pid):
+        kids = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                ppid = int(st[st.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+        out, q = [], [pid]
+        while q:
+            p = q.pop()
+            for k in kids.get(p, []):
+                out.append(k)
+                q.append(k)
+        return out
+
+    def pid_alive(self, pid):
+        """Alive and not a zombie (lib.sh's sshd is the shell's child: the shell reaps it)."""
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return False
+        except ChildProcessError:
+            pass
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            return False
+        return st[st.rindex(")") + 2] != "Z"
+
+    def cmdline(self, pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return ""
+
+    def daemon_env(self, i):
+        env = dict(os.environ)
+        if i == self.a.clock_node and self.faketime_lib:
+            # The daemon's wall clock only: CLOCK_MONOTONIC (its timers) and stat() stay true,
+            # as the kernel keeps file times; the offset file can change while it runs.
+            env.update(LD_PRELOAD=self.faketime_lib,
+                       FAKETIME_TIMESTAMP_FILE=self.nd(i, "faketime.rc"),
+                       FAKETIME_CACHE_DURATION="1", FAKETIME_DONT_FAKE_MONOTONIC="1",
+                       NO_FAKE_STAT="1")
+            env.pop("FAKETIME", None)
+        return env
+
+    def daemon_start(self, i, why):
+        log = open(self.nd(i, "daemon.log"), "a")
+        log.write("=== it: %s daemon_start n%d (chaos: %s, clock %s)\n" % (
+            time.strftime("%H:%M:%S"), i, why, self.clock if i == self.a.clock_node else "+0s"))
+        log.flush()
+        p = subprocess.Popen([self.a.sessyncd, "-c", self.nd(i, "sessync.conf")],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             env=self.daemon_env(i))
+        log.close()
+        self.procs[i] = p
+        self.incarnation[i] += 1
+        self.inc_start[i] = self.now()
+        self.we_killed.pop(i, None)
+        with open(self.nd(i, "daemon.pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        self.event("start n%d (%s) pid %d" % (i, why, p.pid))
+
+    def daemon_alive(self, i):
+        p = self.procs.get(i)
+        return p is not None and p.poll() is None
+
+    def check_unexpected_exit(self, i):
+        p = self.procs.get(i)
+        if p is not None and p.poll() is not None and not self.we_killed.get(i):
+            self.stats.inc("daemon_exits", example="n%d exit %s at %.1f s" % (i, p.returncode, self.now()))
+            self.event("n%d daemon exited by itself: status %s" % (i, p.returncode))
+            self.we_killed[i] = True
+            return True
+        return False
+
+    def daemon_kill9(self, i):
+        p = self.procs.get(i)
+        if p is None:
+            return
+        self.check_unexpected_exit(i)
+        self.we_killed[i] = True
+        try:
+            p.send_signal(signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
+        self.daemon_log_mark(i, "kill -9")
+        self.event("kill -9 n%d" % i)
+
+    def sshd_start(self, i):
+        d = self.nd(i, "sshd")
+        p = subprocess.Popen([self.a.sshd, "-D", "-f", os.path.join(d, "sshd_config"), "-E",
+                              os.path.join(d, "log")], stdin=subprocess.DEVNULL)
+        with open(os.path.join(d, "pid"), "w") as f:
+            f.write("%d\n" % p.pid)
+        port = int(open(self.nd(i, "port")).read())
+        deadline = mono() + 10
+        while mono() < deadline and p.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.sshd_down.discard(i)
+        self.event("sshd n%d up" % i)
+
+    def sshd_stop(self, i):
+        try:
+            pid = int(open(self.nd(i, "sshd", "pid")).read())
+        except (OSError, ValueError):
+            return
+        if str(self.T) not in self.cmdline(pid):
+            return
+        victims = [pid] + self.descendants(pid)
+        for v in victims:
+            try:
+                os.kill(v, signal.SIGKILL if v != pid else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = mono() + 5
+        while mono() < deadline and self.pid_alive(pid):
+            time.sleep(0.02)
+        self.sshd_down.add(i)
+        self.event("sshd n%d down" % i)
+
+    def kill_relays(self, frm, to):
+        """SIGKILL the --serve relay that carries frm's pushes into to."""
+        want = "%s --serve --from n%d" % (self.nd(to, "sessync.conf"), frm)
+        n = 0
+        for d in os.listdir("/proc"):
+            if d.isdigit() and want in self.cmdline(int(d)):
+                try:
+                    os.kill(int(d), signal.SIGKILL)
+                    n += 1
+                except ProcessLookupError:
+                    pass
+        return n
+
+    def akeys(self, to):
+        return self.nd(to, "sshd", "authorized_keys")
+
+    def link_cut(self, frm, to):
+        with open(self.akeys(to)) as f:
+            lines = f.readlines()
+        keep = [ln for ln in lines if not ln.rstrip().endswith(" n%d" % frm)]
+        tmp = self.akeys(to) + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+        os.replace(tmp, self.akeys(to))
+        self.cut.add((frm, to))
+        k = self.kill_relays(frm, to)
+        self.event("cut n%d -> n%d (%d relay(s) killed)" % (frm, to, k))
+
+    def link_heal(self, frm, to):
+        with open(self.akeys(to)) as f:
+            lines = f.readlines()
+        with open(self.akeys(to) + ".orig") as f:
+            mine = [ln for ln in f if ln.rstrip().endswith(" n%d" % frm)]
+        tmp = self.akeys(to) + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(lines + mine)
+        os.replace(tmp, self.akeys(to))
+        self.cut.discard((frm, to))
+        self.event("heal n%d -> n%d" % (frm, to))
+
+    def set_clock(self, offset):
+        tmp = self.nd(self.a.clock_node, "faketime.rc.tmp")
+        with open(tmp, "w") as f:
+            f.write(offset + "\n")
+        os.replace(tmp, self.nd(self.a.clock_node, "faketime.rc"))
+        self.clock = offset
+        self.daemon_log_mark(self.a.clock_node, "clock step to %s" % offset)
+        self.event("clock n%d %s" % (self.a.clock_node, offset))
+
+    # ------------------------------------------------------------ watchers
+
+    def health_loop(self):
+        while not self.stop_watch.is_set():
+            for i in self.nodes():
+                try:
+                    port = int(open(self.nd(i, "health.port")).read())
+                    with socket.create_connection(("127.0.0.1", port), 1) as s:
+                        s.settimeout(1)
+                        w = s.recv(64).decode(errors="replace").strip()
+                    self.health[i] = w or "unreachable"
+                except (OSError, ValueError):
+                    self.health[i] = "unreachable"
+            self.stop_watch.wait(0.2)
+
+    def status_loop(self):
+        while not self.stop_watch.is_set():
+            for i in self.nodes():
+                inc = self.incarnation[i]
+                t = self.now()
+                try:
+                    r = subprocess.run([self.a.sessyncd, "-c", self.nd(i, "sessync.conf"), "--status",
+                                        "--json"], capture_output=True, timeout=5)
+                    st = json.loads(r.stdout) if r.returncode == 0 else None
+                except (subprocess.TimeoutExpired, ValueError):
+                    st = None
+                if st is None:
+                    continue
+                settled = {}
+                for p in st.get("peers", []):
+                    settled[p["name"]] = bool(p.get("connected")) and p.get("pending") == 0
+                with self.plock:
+                    self.polls[i].append((t, inc, settled))
+            self.stop_watch.wait(self.a.status_every)
+
+    def promised(self, frm, to, t_ack, t_move):
+        """A's daemon said twice, after the write and before the move, that B had it all."""
+        ok = 0
+        with self.plock:
+            polls = list(self.polls[frm])
+        for t, inc, settled in polls:
+            if t_ack + 0.5 < t < t_move and settled.get("n%d" % to):
+                ok += 1
+                if ok >= 2:
+                    return True
+        return False
+
+    def scan_loop(self, i):
+        d = self.nd(i, "sessions")
+        while not self.stop_watch.is_set():
+            t = self.now()
+            try:
+                names = set(x[5:] for x in os.listdir(d) if x.startswith("sess_"))
+            except OSError:
+                names = set()
+            self.listing[i] = list(names)
+            with self.dlock:
+                for sid in list(self.pending_absent[i]):
+                    if self.destroyed[sid][0] < t and sid not in names:
+                        self.pending_absent[i].discard(sid)
+                        self.absent_seen[i].add(sid)
+                back = names & self.absent_seen[i]
+                for sid in back:
+                    # Only a scan that began after the logout (and, on a peer, after a scan that
+                    # saw the file gone): a listing taken before the unlink proves nothing.
+                    if self.destroyed[sid][0] < t and (sid, i) not in self.resurrected:
+                        self.resurrected.add((sid, i))
+                        self.stats.inc("resurrected", example="%s on n%d at %.1f s (logout on n%d at %.1f s)" % (
+                            self.destroyed[sid][2], i, t, self.destroyed[sid][1], self.destroyed[sid][0]))
+                        self.event("RESURRECTED %s on n%d" % (self.destroyed[sid][2], i))
+            self.stop_watch.wait(0.1)
+
+    def read_loop(self, i):
+        """PHP-style readers on node i: flock(LOCK_SH) and check the payload."""
+        rnd = random.Random(self.a.seed * 31 + i)
+        while not self.stop_watch.is_set():
+            names = self.listing[i]
+            if not names:
+                self.stop_watch.wait(0.05)
+                continue
+            for _ in range(10):
+                sid = rnd.choice(names)
+                try:
+                    fd = os.open(self.path(i, sid), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    if not self.flock(fd, fcntl.LOCK_SH, "reader n%d" % i):
+                        continue
+                    data = self.read_all(fd)
+                    self.stats.inc("reads")
+                    self.judge_read(i, sid, data, "LOCK_SH reader", fd)
+                finally:
+                    os.close(fd)
+            self.stop_watch.wait(10 / self.a.reads)
+
+    # ------------------------------------------------------------ the PHP requests
+
+    def flock(self, fd, how, who):
+        """flock as PHP does (blocking), bounded: a lock held for 10 s is a finding."""
+        deadline = mono() + 10
+        while True:
+            try:
+                fcntl.flock(fd, how | fcntl.LOCK_NB)
+                return True
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    raise
+            if mono() > deadline:
+                self.stats.inc("lock_timeouts", example="%s at %.1f s" % (who, self.now()))
+                return False
+            time.sleep(0.001)
+
+    @staticmethod
+    def read_all(fd):
+        size = os.fstat(fd).st_size
+        chunks, off = [], 0
+        while off < size:
+            b = os.pread(fd, size - off, off)
+            if not b:
+                break
+            chunks.append(b)
+            off += len(b)
+        return b"".join(chunks)
+
+    def judge_read(self, i, sid, data, who, fd=None):
+        if not data:
+            age = (time.time_ns() - os.fstat(fd).st_mtime_ns) / 1e6 if fd is not None else -1
+            self.stats.inc("empty_reads", example="%s on n%d at %.1f s, mtime %.1f ms old" % (
+                who, i, self.now(), age) if age > 100 else None)
+            return "empty"
+        why = check_payload(data)
+        if why is None:
+            return "ok"
+        mt = os.fstat(fd).st_mtime_ns if fd is not None else -1
+        k = self.stats.get("torn")
+        with open(os.path.join(self.out, "torn-%d.bin" % k), "wb") as f:
+            f.write(data)
+        self.stats.inc("torn", example="%s on n%d at %.1f s: %s, %d bytes, mtime_ns %d (torn-%d.bin)" % (
+            who, i, self.now(), why, len(data), mt, k))
+        self.event("TORN %s n%d %s" % (who, i, why))
+        return "torn"
+
+    def new_pad(self, u, rnd):
+        r = rnd.random()
+        if not u.pad or r < 0.1:
+            size = rnd.randint(2000, 30000) if rnd.random() < 0.1 else rnd.randint(20, 2000)
+            return bytes(rnd.choice(PAD_CHARS) for _ in range(size))
+        pad = bytearray(u.pad)
+        for _ in range(rnd.randint(1, 4)):
+            pad[rnd.randrange(len(pad))] = rnd.choice(PAD_CHARS)
+        if r < 0.3:
+            pad = pad[:max(1, len(pad) - rnd.randint(1, 200))]    # shorter: PHP truncates
+        elif r < 0.5:
+            pad += bytes(rnd.choice(PAD_CHARS) for _ in range(rnd.randint(1, 200)))
+        return bytes(pad)
+
+    def in_rotation(self, i):
+        return self.health[i] in ("up ready", "unreachable")
+
+    def pick_home(self, u, rnd):
+        h = self.health[u.home]
+        move = h == "down" or (h != "up drain" and rnd.random() < self.a.move_p)
+        if not move:
+            return
+        choices = [i for i in self.nodes() if i != u.home and self.in_rotation(i)]
+        if not choices:
+            return
+        to = rnd.choice(choices)
+        if u.moved_from is None:
+            u.moved_from = u.home
+        u.home = to
+        self.stats.inc("moves_forced" if h == "down" else "moves")
+
+    def judge_first_read(self, u, node, data, t):
+        """What the user's request reads, against the user's own last acknowledged write."""
+        if u.last is None or data == u.last:
+            if u.moved_from is not None and u.last is not None:
+                self.stats.inc("handovers_fresh")
+            return
+        got = payload_n(data)
+        what = "%s on n%d read n=%s, last ack n=%d (on n%d, %.2f s before)" % (
+            u.label(), node, got, payload_n(u.last), u.last_node, t - u.last_t)
+        if u.moved_from is None:
+            self.stats.inc("lost_home", example=what)
+            self.event("LOST (home) " + what)
+        elif u.last_node != node and self.promised(u.last_node, node, u.last_t, t):
+            self.stats.inc("lost_handover", example=what + ", although n%d had said n%d was settled" % (
+                u.last_node, node))
+            self.event("LOST (handover) " + what)
+        else:
+            self.stats.inc("handovers_stale_excused")
+            self.event("stale handover (excused) " + what)
+
+    def request_py(self, u, rnd):
+        node = u.home
+        if u.sid is None:
+            u.gen += 1
+            u.sid = "chaos%s%dx%08x" % (u.uid.decode(), u.gen, rnd.getrandbits(32))
+            u.last = None
+            u.seq = 0
+        path = self.path(node, u.sid)
+        r = rnd.random()
+        action = "destroy" if r < self.a.logout_p and u.last is not None else \
+            "touch" if r < self.a.logout_p + self.a.touch_p and u.last is not None else "write"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            if not self.flock(fd, fcntl.LOCK_EX, "%s on n%d" % (u.label(), node)):
+                return
+            st_size = os.fstat(fd).st_size
+            data = self.read_all(fd)
+            t = self.now()
+            if u.last is None and not data:
+                pass                            # a new session: PHP just created it
+            elif self.judge_read(node, u.sid, data, "LOCK_EX request", fd) != "torn":
+                self.judge_first_read(u, node, data, t)
+            u.moved_from = None
+            if action == "write":
+                u.seq += 1
+                u.pad = self.new_pad(u, rnd)
+                new = encode(u.uid, u.seq, u.pad)
+                if len(new) < st_size:
+                    os.ftruncate(fd, 0)
+                view, off = memoryview(new), 0
+                while off < len(new):
+                    off += os.pwrite(fd, view[off:], off)
+            elif action == "touch":
+                os.utime(path)                  # PS_UPDATE_TIMESTAMP_FUNC: utime(path, NULL)
+                # lazy_write keeps what it read, with a newer mtime: after a stale handover
+                # that is the stale copy (or PHP's new empty file), and it is now the newest.
+                u.last = data
+        finally:
+            os.close(fd)                        # PHP's ps_files_close: the lock goes with it
+        if action == "destroy":
+            try:
+                os.unlink(path)                 # PS_DESTROY_FUNC: after the close, no lock
+            except FileNotFoundError:
+                pass
+            self.logged_out(u, node)
+        else:
+            if action == "write":
+                u.last = new
+            u.last_t = self.now()
+            u.last_node = node
+            self.stats.inc(action + "s")
+
+    def logged_out(self, u, node):
+        t = self.now()
+        with self.dlock:
+            self.destroyed[u.sid] = (t, node, u.label())
+            self.absent_seen[node].add(u.sid)
+            for j in self.nodes():
+                if j != node:
+                    self.pending_absent[j].add(u.sid)
+        self.stats.inc("logouts")
+        u.sid = None
+        u.last = None
+
+    def php_argv(self, node):
+        if self.php_mods_extra is None:
+            mods = subprocess.run(["php", "-n", "-m"], capture_output=True, text=True).stdout
+            self.php_mods_extra = [] if re.search(r"(?im)^session$", mods) else ["-d", "extension=session"]
+        return ["php", "-n"] + self.php_mods_extra + [
+            "-d", "session.save_handler=files", "-d", "session.save_path=" + self.nd(node, "sessions"),
+            "-d", "session.use_strict_mode=0", "-d", "session.use_cookies=0",
+            "-d", "session.use_only_cookies=0", "-d", "session.use_trans_sid=0",
+            "-d", "session.cache_limiter=", "-d", "session.lazy_write=1",
+            "-d", "session.gc_probability=0", "-d", "display_errors=stderr", "-d", "error_reporting=-1",
+            "-r", PHP_CODE, "--"]
+
+    def request_php(self, u, rnd):
+        """One real PHP request (php -n, PHP's own files handler)."""
+        node = u.home
+        if u.sid is None:
+            u.gen += 1
+            u.sid = "chaos%s%dx%08x" % (u.uid.decode(), u.gen, rnd.getrandbits(32))
+            u.last = None
+            u.seq = 0
+        action = "destroy" if rnd.random() < self.a.logout_p * 2 and u.last is not None else "write"
+        seq, pad = u.seq + 1, self.new_pad(u, rnd)
+        new = encode(u.uid, seq, pad)
+        t = self.now()
+        r = subprocess.run(self.php_argv(node) + [u.sid, action, u.uid.decode(), str(seq), pad.decode()],
+                           capture_output=True, timeout=120)
+        if r.returncode != 0:
+            self.stats.inc("php_failures", example="%s on n%d: exit %d %s" % (
+                u.label(), node, r.returncode, r.stderr[-200:].decode(errors="replace")))
+            if r.returncode == 3:
+                self.stats.inc("torn", example="php session_start failed for %s on n%d" % (u.label(), node))
+            return
+        seen = json.loads(r.stdout)
+        if not seen["good"]:
+            self.stats.inc("torn", example="php read a payload that does not check: %s on n%d" % (u.label(), node))
+        elif seen["raw"]:
+            self.judge_first_read(u, node, seen["raw"].encode("latin-1"), t)
+        else:
+            self.judge_first_read(u, node, b"", t)
+        u.moved_from = None
+        self.stats.inc("php_requests")
+        if action == "destroy":
+            self.logged_out(u, node)
+            return
+        u.seq, u.pad, u.last = seq, pad, new
+        u.last_t = self.now()
+        u.last_node = node
+        self.stats.inc("writes")
+
+    def writer_loop(self, k, nwriters):
+        rnd = random.Random(self.a.seed * 1000 + k)
+        mine = [u for u in self.users if not u.php and u.idx % nwriters == k]
+        rate = self.a.rate / nwriters
+        start, i = mono(), 0
+        while not self.stop_load.is_set():
+            delay = start + i / rate - mono()
+            if delay > 0:
+                time.sleep(delay)
+            i += 1
+            now = mono()
+            u = rnd.choice(mine)
+            if u.next_at > now:
+                continue
+            u.next_at = now + self.a.think
+            self.pick_home(u, rnd)
+            try:
+                self.request_py(u, rnd)
+            except OSError as e:
+                self.stats.inc("request_errors", example="%s: %s" % (u.label(), e))
+
+    def php_loop(self):
+        rnd = random.Random(self.a.seed * 7 + 1)
+        mine = [u for u in self.users if u.php]
+        if not mine or self.a.php_rate <= 0:
+            return
+        start, i = mono(), 0
+        while not self.stop_load.is_set():
+            delay = start + i / self.a.php_rate - mono()
+            if delay > 0:
+                time.sleep(delay)
+            i += 1
+            u = rnd.choice(mine)
+            self.pick_home(u, rnd)
+            try:
+                self.request_php(u, rnd)
+            except (OSError, subprocess.TimeoutExpired, ValueError) as e:
+                self.stats.inc("php_failures", example="%s: %s" % (u.label(), e))
+
+    # ------------------------------------------------------------ chaos
+
+    def chaos_loop(self):
+        rnd = self.rnd
+        restores = []      # heap of (t, seq, fn, args)
+        seq = 0
+        steps = [s for s in self.a.clock_steps.split(",") if s]
+        kinds = [("kill9", self.a.w_kill), ("cut", self.a.w_cut), ("sshd", self.a.w_sshd),
+                 ("blip", self.a.w_blip), ("clock", self.a.w_clock if steps and self.faketime_lib else 0)]
+        total = sum(w for _, w in kinds)
+        next_fault = self.now() + rnd.uniform(0.2, 2 * self.a.fault_every)
+        while not self.stop_chaos.is_set():
+            t = self.now()
+            for i in self.nodes():
+                if self.check_unexpected_exit(i):
+                    seq += 1
+                    heapq.heappush(restores, (t + 1, seq, "restart", i))
+            while restores and restores[0][0] <= t:
+                _, _, what, arg = heapq.heappop(restores)
+                if what == "restart" and not self.daemon_alive(arg):
+                    self.daemon_start(arg, "restart after kill")
+                elif what == "heal":
+                    self.link_heal(*arg)
+                elif what == "sshd":
+                    self.sshd_start(arg)
+            if t >= next_fault:
+                next_fault = t + rnd.uniform(0.2, 2 * self.a.fault_every)
+                r, kind = rnd.uniform(0, total), None
+                for kind, w in kinds:
+                    r -= w
+                    if r <= 0:
+                        break
+                alive = [i for i in self.nodes() if self.daemon_alive(i)]
+                seq += 1
+                if kind == "kill9" and len(alive) > self.n - self.a.max_dead:
+                    i = rnd.choice(alive)
+                    self.daemon_kill9(i)
+                    self.stats.inc("kills")
+                    heapq.heappush(restores, (t + rnd.uniform(0.2, self.a.max_pause), seq, "restart", i))
+                elif kind == "cut":
+                    frm, to = rnd.sample(list(self.nodes()), 2)
+                    if (frm, to) not in self.cut:
+                        self.link_cut(frm, to)
+                        self.stats.inc("cuts")
+                        heapq.heappush(restores, (t + rnd.uniform(0.5, self.a.max_cut), seq, "heal", (frm, to)))
+                elif kind == "sshd":
+                    i = rnd.choice(list(self.nodes()))
+                    if i not in self.sshd_down:
+                        self.sshd_stop(i)
+                        self.stats.inc("sshd_stops")
+                        heapq.heappush(restores, (t + rnd.uniform(0.5, self.a.max_cut), seq, "sshd", i))
+                elif kind == "blip":
+                    frm, to = rnd.sample(list(self.nodes()), 2)
+                    self.event("blip n%d -> n%d: %d relay(s) killed" % (frm, to, self.kill_relays(frm, to)))
+                    self.stats.inc("blips")
+                elif kind == "clock":
+                    choices = [s for s in steps if s != self.clock] or steps
+                    self.set_clock(rnd.choice(choices))
+                    self.stats.inc("clock_steps")
+                else:
+                    next_fault = t     # that fault was not possible now: draw another
+            self.stop_chaos.wait(0.05)
+
+    def heal_all(self):
+        for frm, to in list(self.cut):
+            self.link_heal(frm, to)
+        for i in list(self.sshd_down):
+            self.sshd_start(i)
+        for i in self.nodes():
+            self.check_unexpected_exit(i)
+            if not self.daemon_alive(i):
+                self.daemon_start(i, "heal at the end")
+
+    # ------------------------------------------------------------ the end
+
+    def expected(self):
+        """sid -> bytes every node must hold once converged."""
+        return {u.sid: u.last for u in self.users if u.sid is not None and u.last is not None}
+
+    def tree(self, i):
+        d, out = self.nd(i, "sessions"), {}
+        for name in os.listdir(d):
+            if not name.startswith("sess_"):
+                continue
+            try:
+                with open(os.path.join(d, name), "rb") as f:
+                    data = f.read()
+                    mt = os.fstat(f.fileno()).st_mtime_ns
+            except FileNotFoundError:
+                continue
+            out[name[5:]] = (data, mt)
+        return out
+
+    def converged(self, want):
+        trees = [self.tree(i) for i in self.nodes()]
+        if any(t != trees[0] for t in trees[1:]):
+            return False, trees
+        if any(s not in trees[0] or trees[0][s][0] != want[s] for s in want):
+            return False, trees
+        if any(s in self.destroyed for s in trees[0]):
+            return False, trees
+        return True, trees
+
+    def run(self):
+        a = self.a
+        self.users = [User(k, 1 + k % self.n, a.php_rate > 0 and k % a.php_every == 0) for k in range(a.users)]
+        if self.faketime_lib:
+            self.set_clock(a.clock_start)
+        for i in self.nodes():
+            self.daemon_start(i, "first start")
+        watchers = [threading.Thread(target=self.health_loop, daemon=True),
+                    threading.Thread(target=self.status_loop, daemon=True)]
+        watchers += [threading.Thread(target=self.scan_loop, args=(i,), daemon=True) for i in self.nodes()]
+        watchers += [threading.Thread(target=self.read_loop, args=(i,), daemon=True) for i in self.nodes()]
+        for w in watchers:
+            w.start()
+        deadline = mono() + 60
+        while mono() < deadline and not all(self.health[i] == "up ready" for i in self.nodes()):
+            time.sleep(0.1)
+        if not all(self.health[i] == "up ready" for i in self.nodes()):
+            print("# chaos: the cluster did not become ready: %s" % self.health, flush=True)
+            return 1
+        self.event("cluster ready")
+        t_start = self.now()
+        load = [threading.Thread(target=self.writer_loop, args=(k, a.writers)) for k in range(a.writers)]
+        load.append(threading.Thread(target=self.php_loop))
+        chaos = threading.Thread(target=self.chaos_loop)
+        for th in load + [chaos]:
+            th.start()
+        time.sleep(a.seconds)
+        self.stop_chaos.set()
+        chaos.join()
+        self.stop_load.set()
+        for th in load:
+            th.join()
+        t_stop = self.now()
+        self.event("chaos and load stopped")
+        self.heal_all()
+        t_heal = self.now()
+        want = self.expected()
+        ok, trees = False, None
+        deadline = mono() + a.settle
+        while mono() < deadline:
+            for i in self.nodes():
+                if self.check_unexpected_exit(i):
+                    self.daemon_start(i, "restart after it exited")
+            ok, trees = self.converged(want)
+            if ok:
+                break
+            time.sleep(0.5)
+        t_conv = self.now()
+        self.event("converged" if ok else "NOT converged")
+        time.sleep(1.0)                  # one more scan on every node after convergence
+        self.stop_watch.set()
+        for w in watchers:
+            w.join(timeout=10)
+        return self.report(ok, trees, want, t_start, t_stop, t_heal, t_conv)
+
+    def report(self, ok, trees, want, t_start, t_stop, t_heal, t_conv):
+        s = self.stats
+        lost_final = []
+        for sid, data in want.items():
+            for i, tr in zip(self.nodes(), trees):
+                if sid not in tr or tr[sid][0] != data:
+                    got = payload_n(tr[sid][0]) if sid in tr else None
+                    lost_final.append("%s on n%d: %s, last ack n=%d" % (
+                        sid[5:10], i, "missing" if sid not in tr else "n=%s" % got, payload_n(data)))
+        res_final = []
+        for sid, (t, node, label) in self.destroyed.items():
+            for i, tr in zip(self.nodes(), trees):
+                if sid in tr:
+                    res_final.append("%s on n%d (logout on n%d at %.1f s)" % (label, i, node, t))
+        unknown = sorted(set().union(*[set(tr) for tr in trees]) - set(want) - set(self.destroyed))
+        mismatch = [i for i, tr in zip(self.nodes(), trees) if tr != trees[0]]
+        lost = s.get("lost_home") + s.get("lost_handover") + len(lost_final)
+        resurrected = len(set(sid for sid, _ in self.resurrected) |
+                          set(x.split(" ")[0] for x in res_final))
+        torn = s.get("torn")
+        summary = {
+            "duration_s": round(t_stop - t_start, 1), "settle_s": round(t_conv - t_heal, 1),
+            "converged": ok, "lost": lost, "lost_home": s.get("lost_home"),
+            "lost_handover": s.get("lost_handover"), "lost_final": len(lost_final),
+            "resurrected": resurrected, "resurrected_seen": len(self.resurrected),
+            "resurrected_final": len(res_final), "torn": torn,
+            "writes": s.get("writes"), "touches": s.get("touchs"), "logouts": s.get("logouts"),
+            "php_requests": s.get("php_requests"), "php_failures": s.get("php_failures"),
+            "reads": s.get("reads"), "empty_reads": s.get("empty_reads"),
+            "moves": s.get("moves"), "moves_forced": s.get("moves_forced"),
+            "handovers_fresh": s.get("handovers_fresh"),
+            "handovers_stale_excused": s.get("handovers_stale_excused"),
+            "kills": s.get("kills"), "cuts": s.get("cuts"), "sshd_stops": s.get("sshd_stops"),
+            "blips": s.get("blips"), "clock_steps": s.get("clock_steps"),
+            "daemon_exits": s.get("daemon_exits"), "lock_timeouts": s.get("lock_timeouts"),
+            "request_errors": s.get("request_errors"),
+            "live_sessions": len(want), "unknown_files": len(unknown),
+            "nodes_differing": mismatch, "examples": s.examples,
+            "lost_final_examples": lost_final[:8], "resurrected_final_examples": res_final[:8],
+        }
+        with open(self.a.summary, "w") as f:
+            json.dump(summary, f, indent=1)
+        rate = (summary["writes"] + summary["touches"] + summary["logouts"]) / max(1e-9, t_stop - t_start)
+        print("# chaos: %.1f s of chaos, %d nodes, %.0f requests/s: %d writes, %d touches, %d logouts "
+              "(%d by real php), %d locked reads" % (
+                  summary["duration_s"], self.n, rate, summary["writes"], summary["touches"],
+                  summary["logouts"], summary["php_requests"], summary["reads"]))
+        print("# chaos: faults: %d kill -9, %d link cuts, %d sshd stops, %d relay kills, %d clock steps "
+              "(n%d, offsets %s)" % (summary["kills"], summary["cuts"], summary["sshd_stops"], summary["blips"],
+                                     summary["clock_steps"], self.a.clock_node, self.a.clock_steps))
+        print("# chaos: users: %d moves (+%d off a node that said down), handovers: %d fresh, %d stale "
+              "(excused: asynchronous replication after a fault)" % (
+                  summary["moves"], summary["moves_forced"], summary["handovers_fresh"],
+                  summary["handovers_stale_excused"]))
+        print("# chaos: %s in %.1f s after healing (%d live sessions)" % (
+            "converged" if ok else "NOT converged", summary["settle_s"], len(want)))
+        print("# chaos: lost %d (home %d, handover %d, final %d), resurrected %d, torn %d, "
+              "daemon exits %d, lock timeouts %d, empty reads %d" % (
+                  lost, summary["lost_home"], summary["lost_handover"], len(lost_final), resurrected, torn,
+                  summary["daemon_exits"], summary["lock_timeouts"], summary["empty_reads"]))
+        for key, ex in sorted(s.examples.items()):
+            for e in ex:
+                print("#   %s: %s" % (key, e))
+        for e in lost_final[:8]:
+            print("#   lost_final: %s" % e)
+        for e in res_final[:8]:
+            print("#   resurrected_final: %s" % e)
+        if mismatch:
+            print("#   nodes whose tree differs from n1's: %s; unknown files: %d" % (mismatch, len(unknown)))
+        bad = lost or resurrected or torn or not ok or summary["daemon_exits"] or summary["lock_timeouts"] \
+            or summary["request_errors"]
+        return 1 if bad else 0
+
+
+# A real PHP request: session_start() (PHP's own open, flock LOCK_EX, read), a check of what it
+# read, then either the new payload (session_write_close: PHP's truncate-if-shorter and pwrite)
+# or session_destroy() (close, then unlink). Prints what it read, raw, for the driver's ledger.
+PHP_CODE = r'''
+session_id($argv[1]);
+if (!@session_start()) { echo json_encode(["err" => "start"]); exit(3); }
+$good = true;
+if ($_SESSION) {
+    $c = $_SESSION["c"] ?? "";
+    $all = $_SESSION; unset($_SESSION["c"]);
+    $good = substr(hash("sha256", session_encode()), 0, 16) === $c;
+    $_SESSION = $all;
+}
+$raw = session_encode();
+if ($argv[2] === "destroy") {
+    if (!session_destroy()) exit(4);
+} else {
+    $_SESSION = [];
+    $_SESSION["u"] = $argv[3];
+    $_SESSION["n"] = (int)$argv[4];
+    $_SESSION["pad"] = $argv[5];
+    $_SESSION["c"] = substr(hash("sha256", session_encode()), 0, 16);
+    if (!session_write_close()) exit(5);
+}
+echo json_encode(["good" => $good, "raw" => $raw === false ? "" : $raw]);
+'''
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--T", required=True)
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--sessyncd", required=True)
+    p.add_argument("--sshd", default="/usr/sbin/sshd")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--settle", type=float, default=90, help="bound on convergence after healing")
+    p.add_argument("--rate", type=float, default=250, help="python PHP-style requests per second, total")
+    p.add_argument("--writers", type=int, default=2)
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--think", type=float, default=0.02, help="least time between a user's requests")
+    p.add_argument("--php-rate", type=float, default=3, help="real php requests per second")
+    p.add_argument("--php-every", type=int, default=10, help="every Nth user is served by real php")
+    p.add_argument("--logout-p", type=float, default=0.06)
+    p.add_argument("--touch-p", type=float, default=0.12)
+    p.add_argument("--move-p", type=float, default=0.03)
+    p.add_argument("--fault-every", type=float, default=2.0, help="mean seconds between faults")
+    p.add_argument("--max-dead", type=int, default=1, help="daemons dead at once, at most")
+    p.add_argument("--max-pause", type=float, default=4.0, help="longest pause before a restart")
+    p.add_argument("--max-cut", type=float, default=5.0, help="longest link cut or sshd stop")
+    p.add_argument("--w-kill", type=float, default=3)
+    p.add_argument("--w-cut", type=float, default=2)
+    p.add_argument("--w-sshd", type=float, default=1)
+    p.add_argument("--w-blip", type=float, default=1)
+    p.add_argument("--w-clock", type=float, default=1.5)
+    p.add_argument("--clock-node", type=int, default=3)
+    p.add_argument("--clock-start", default="+0s")
+    p.add_argument("--clock-steps", default="+0s,+20s,+5s", help="offsets the clock node steps between")
+    p.add_argument("--reads", type=float, default=100, help="locked reads per second per node")
+    p.add_argument("--status-every", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--summary", required=True)
+    a = p.parse_args()
+    c = Chaos(a)
+    for i in c.nodes():
+        ak = c.akeys(i)
+        if not os.path.exists(ak + ".orig"):
+            with open(ak) as f, open(ak + ".orig", "w") as g:
+                g.write(f.read())
+    rc = c.run()
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
