@@ -561,8 +561,8 @@ class Chaos:
                 self.stats.inc("handovers_fresh")
             return
         got = payload_n(data)
-        what = "%s on n%d read n=%s, last ack n=%d (on n%d, %.2f s before)" % (
-            u.label(), node, got, payload_n(u.last), u.last_node, t - u.last_t)
+        what = "%s on n%d read n=%s, last ack n=%s (on n%d, %.2f s before)" % (
+            u.label(), node, got, payload_n(u.last) if u.last else "(empty)", u.last_node, t - u.last_t)
         if u.moved_from is None:
             self.stats.inc("lost_home", example=what)
             self.event("LOST (home) " + what)
@@ -887,22 +887,23 @@ class Chaos:
     def report(self, ok, trees, want, t_start, t_stop, t_heal, t_conv):
         s = self.stats
         lost_final = []
+        label = {u.sid: u.label() for u in self.users}
         for sid, data in want.items():
             for i, tr in zip(self.nodes(), trees):
                 if sid not in tr or tr[sid][0] != data:
                     got = payload_n(tr[sid][0]) if sid in tr else None
-                    lost_final.append("%s on n%d: %s, last ack n=%d" % (
-                        sid[5:10], i, "missing" if sid not in tr else "n=%s" % got, payload_n(data)))
-        res_final = []
+                    lost_final.append("%s on n%d: %s, last ack n=%s" % (
+                        label[sid], i, "missing" if sid not in tr else "n=%s" % got, payload_n(data) if data else "(empty)"))
+        res_final, res_final_sids = [], set()
         for sid, (t, node, label) in self.destroyed.items():
             for i, tr in zip(self.nodes(), trees):
                 if sid in tr:
+                    res_final_sids.add(sid)
                     res_final.append("%s on n%d (logout on n%d at %.1f s)" % (label, i, node, t))
         unknown = sorted(set().union(*[set(tr) for tr in trees]) - set(want) - set(self.destroyed))
         mismatch = [i for i, tr in zip(self.nodes(), trees) if tr != trees[0]]
         lost = s.get("lost_home") + s.get("lost_handover") + len(lost_final)
-        resurrected = len(set(sid for sid, _ in self.resurrected) |
-                          set(x.split(" ")[0] for x in res_final))
+        resurrected = len(set(sid for sid, _ in self.resurrected) | res_final_sids)
         torn = s.get("torn")
         summary = {
             "duration_s": round(t_stop - t_start, 1), "settle_s": round(t_conv - t_heal, 1),

@@ -74,7 +74,7 @@ it_note "chaos: ${SECS} s, clock steps of n3 $STEPS, seed ${CHAOS_SEED:-1}"
 # shellcheck disable=SC2086  # CHAOS_ARGS is a list of options
 python3 "$here/chaos_driver.py" --T "$T" --sessyncd "$SESSYNCD" --sshd "$IT_SSHD" \
 	--seconds "$SECS" --settle "$SETTLE" --rate "${CHAOS_RATE:-250}" --seed "${CHAOS_SEED:-1}" \
-	--clock-steps "$STEPS" --summary "$T/chaos/summary.json" "${EXTRA[@]}" ${CHAOS_ARGS:-} \
+	--clock-steps="$STEPS" --summary "$T/chaos/summary.json" "${EXTRA[@]}" ${CHAOS_ARGS:-} \
 	2>"$T/chaos/driver.err"
 rc=$?
 [[ -s $T/chaos/driver.err ]] && sed 's/^/# driver: /' "$T/chaos/driver.err" | tail -n 20
