@@ -95,6 +95,22 @@ def check_payload(data):
     return None
 
 
+_TAGS = {}
+
+
+def tag(sid):
+    """The tag sessyncd's logs use for sess_SID (docs/DESIGN.md "Session ids in logs")."""
+    if sid not in _TAGS:
+        try:
+            out = subprocess.run(["xxhsum", "-H3"], input=("sess_" + sid).encode(), capture_output=True,
+                                 timeout=5).stdout.decode()
+            m = re.search(r"[0-9a-f]{16}", out)
+            _TAGS[sid] = "#" + m.group(0)[:8] if m else "#?"
+        except (OSError, subprocess.TimeoutExpired):
+            _TAGS[sid] = "#?"
+    return _TAGS[sid]
+
+
 def payload_n(data):
     m = PAYLOAD_RE.match(data)
     return int(m.group(3)) if m else None
@@ -170,6 +186,7 @@ class Chaos:
         self.dlock = threading.Lock()
         self.pending_absent = {i: set() for i in self.nodes()}
         self.absent_seen = {i: set() for i in self.nodes()}
+        self.ever_seen = {i: set() for i in self.nodes()}
         self.resurrected = set()
         self.listing = {i: [] for i in self.nodes()}
         self.php_mods_extra = None
@@ -437,8 +454,13 @@ class Chaos:
                 names = set()
             self.listing[i] = list(names)
             with self.dlock:
+                self.ever_seen[i] |= names
                 for sid in list(self.pending_absent[i]):
-                    if self.destroyed[sid][0] < t and sid not in names:
+                    # Gone from a node that had held it: from now on it must stay gone. A node
+                    # that never held it may still get the last version before the logout,
+                    # late, from a peer that has not heard of the logout yet: that is the
+                    # delete not delivered yet, which the end of the run checks.
+                    if self.destroyed[sid][0] < t and sid not in names and sid in self.ever_seen[i]:
                         self.pending_absent[i].discard(sid)
                         self.absent_seen[i].add(sid)
                 back = names & self.absent_seen[i]
@@ -447,8 +469,8 @@ class Chaos:
                     # saw the file gone): a listing taken before the unlink proves nothing.
                     if self.destroyed[sid][0] < t and (sid, i) not in self.resurrected:
                         self.resurrected.add((sid, i))
-                        self.stats.inc("resurrected", example="%s on n%d at %.1f s (logout on n%d at %.1f s)" % (
-                            self.destroyed[sid][2], i, t, self.destroyed[sid][1], self.destroyed[sid][0]))
+                        self.stats.inc("resurrected", example="%s %s on n%d at %.1f s (logout on n%d at %.1f s)" % (
+                            self.destroyed[sid][2], tag(sid), i, t, self.destroyed[sid][1], self.destroyed[sid][0]))
                         self.event("RESURRECTED %s on n%d" % (self.destroyed[sid][2], i))
             self.stop_watch.wait(0.1)
 
@@ -538,7 +560,7 @@ class Chaos:
         return bytes(pad)
 
     def in_rotation(self, i):
-        return self.health[i] in ("up ready", "unreachable")
+        return self.health[i] == "up ready" or (self.health[i] == "unreachable" and self.a.move_to_unreachable)
 
     def pick_home(self, u, rnd):
         h = self.health[u.home]
@@ -561,8 +583,8 @@ class Chaos:
                 self.stats.inc("handovers_fresh")
             return
         got = payload_n(data)
-        what = "%s on n%d read n=%s, last ack n=%s (on n%d, %.2f s before)" % (
-            u.label(), node, got, payload_n(u.last) if u.last else "(empty)", u.last_node, t - u.last_t)
+        what = "%s %s on n%d read n=%s, last ack n=%s (on n%d, %.2f s before)" % (
+            u.label(), tag(u.sid), node, got, payload_n(u.last) if u.last else "(empty)", u.last_node, t - u.last_t)
         if u.moved_from is None:
             self.stats.inc("lost_home", example=what)
             self.event("LOST (home) " + what)
@@ -583,7 +605,8 @@ class Chaos:
             u.seq = 0
         path = self.path(node, u.sid)
         r = rnd.random()
-        action = "destroy" if r < self.a.logout_p and u.last is not None else \
+        may_logout = u.last is not None and (self.a.logout_on_arrival or u.moved_from is None)
+        action = "destroy" if r < self.a.logout_p and may_logout else \
             "touch" if r < self.a.logout_p + self.a.touch_p and u.last is not None else "write"
         fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -628,6 +651,7 @@ class Chaos:
 
     def logged_out(self, u, node):
         t = self.now()
+        self.event("logout %s on n%d" % (u.label(), node))
         with self.dlock:
             self.destroyed[u.sid] = (t, node, u.label())
             self.absent_seen[node].add(u.sid)
@@ -658,7 +682,8 @@ class Chaos:
             u.sid = "chaos%s%dx%08x" % (u.uid.decode(), u.gen, rnd.getrandbits(32))
             u.last = None
             u.seq = 0
-        action = "destroy" if rnd.random() < self.a.logout_p * 2 and u.last is not None else "write"
+        may_logout = u.last is not None and (self.a.logout_on_arrival or u.moved_from is None)
+        action = "destroy" if rnd.random() < self.a.logout_p * 2 and may_logout else "write"
         seq, pad = u.seq + 1, self.new_pad(u, rnd)
         new = encode(u.uid, seq, pad)
         t = self.now()
@@ -892,14 +917,14 @@ class Chaos:
             for i, tr in zip(self.nodes(), trees):
                 if sid not in tr or tr[sid][0] != data:
                     got = payload_n(tr[sid][0]) if sid in tr else None
-                    lost_final.append("%s on n%d: %s, last ack n=%s" % (
-                        label[sid], i, "missing" if sid not in tr else "n=%s" % got, payload_n(data) if data else "(empty)"))
+                    lost_final.append("%s %s on n%d: %s, last ack n=%s" % (
+                        label[sid], tag(sid), i, "missing" if sid not in tr else "n=%s" % got, payload_n(data) if data else "(empty)"))
         res_final, res_final_sids = [], set()
         for sid, (t, node, label) in self.destroyed.items():
             for i, tr in zip(self.nodes(), trees):
                 if sid in tr:
                     res_final_sids.add(sid)
-                    res_final.append("%s on n%d (logout on n%d at %.1f s)" % (label, i, node, t))
+                    res_final.append("%s %s on n%d (logout on n%d at %.1f s)" % (label, tag(sid), i, node, t))
         unknown = sorted(set().union(*[set(tr) for tr in trees]) - set(want) - set(self.destroyed))
         mismatch = [i for i, tr in zip(self.nodes(), trees) if tr != trees[0]]
         lost = s.get("lost_home") + s.get("lost_handover") + len(lost_final)
@@ -1004,6 +1029,10 @@ def main():
     p.add_argument("--logout-p", type=float, default=0.06)
     p.add_argument("--touch-p", type=float, default=0.12)
     p.add_argument("--move-p", type=float, default=0.03)
+    p.add_argument("--logout-on-arrival", type=int, default=1,
+                   help="0: a user's first request after a move is never a logout")
+    p.add_argument("--move-to-unreachable", type=int, default=1,
+                   help="0: users move only to nodes whose agent says up ready, not to a dead daemon's")
     p.add_argument("--fault-every", type=float, default=2.0, help="mean seconds between faults")
     p.add_argument("--max-dead", type=int, default=1, help="daemons dead at once, at most")
     p.add_argument("--max-pause", type=float, default=4.0, help="longest pause before a restart")
