@@ -18,8 +18,10 @@
 #                acknowledged write. (A handover that finds B stale because
 #                A's daemon died before pushing, or a link was cut, is
 #                asynchronous replication as designed: counted, excused.)
-#   resurrected  a logged-out session back on a node that had been seen
-#                without it, or present anywhere once converged
+#   resurrected  a logged-out session back on a node that had held it and
+#                had been seen without it since the logout (on the node of
+#                the logout: back after the unlink), or present anywhere
+#                once converged
 #   torn         a locked read (LOCK_SH reader, LOCK_EX request, real PHP's
 #                session_start) of a non-empty payload that does not check
 #                (every payload carries PHP-serialised lengths and a sha256)
