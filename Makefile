@@ -27,7 +27,7 @@ UNIT_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all unit check demo bench install uninstall clean deps fuzz
+.PHONY: all unit check demo bench install uninstall clean deps fuzz chaos
 all: sessyncd
 
 $(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
@@ -64,6 +64,11 @@ deps:
 
 demo: deps all
 	tests/demo
+
+# The long form of tests/integration/t_chaos.sh (make check runs a 20 s one):
+# CHAOS_SECONDS (default 600), CHAOS_SEED, CHAOS_RATE, CHAOS_CLOCK_STEPS.
+chaos: deps all
+	CHAOS_LONG=1 CHAOS_SECONDS=$${CHAOS_SECONDS:-600} tests/integration/t_chaos.sh
 
 bench: all $(BENCH_BIN)
 	bench/run
