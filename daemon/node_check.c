@@ -109,6 +109,40 @@ static void local_delete(struct node *n, struct node_ent *e) {
         node_mark_all(n, e);
 }
 
+void node_self_made(struct node *n, const char *name) {
+        unsigned i = n->self_made_next++ % NODE_SELF_MADE;
+
+        n->self_made[i] = sess_hash(name, strlen(name));
+        n->self_made_ms[i] = loop_clock_ms() + NODE_SELF_MADE_MS;
+}
+
+static bool self_made(const struct node *n, const char *name) {
+        uint64_t h = sess_hash(name, strlen(name)), now = loop_clock_ms();
+
+        for (unsigned i = 0; i < NODE_SELF_MADE; i++)
+                if (n->self_made_ms[i] > now && n->self_made[i] == h)
+                        return true;
+        return false;
+}
+
+/* An event named a file this table never recorded, and it is gone: PHP
+ * made it and removed it between two looks (session_start() of an id this
+ * node lacks creates it, locked; session_destroy() unlinks it before the
+ * lock lets us read it). That is a logout made here now: without a
+ * tombstone, a peer that holds an older copy (its daemon died before
+ * pushing it, say) brings it back. Stamped as a destroy of a file written
+ * just now, so it beats every version older than now (docs/DESIGN.md
+ * "Destroy and expiry"). The receiver's own create-and-remove of a failed
+ * apply is told apart by node_self_made. */
+static void unrecorded_delete(struct node *n, struct node_ent *e) {
+        struct proto_ver now = { .mtime_ns = loop_realtime_ns() };
+
+        if (self_made(n, e->name))
+                return;
+        e->ver = now;
+        local_delete(n, e);
+}
+
 /* The first turn checks what the start-up scan found: a change then was
  * made by PHP while no daemon ran (killed, or restarted with the web server
  * up). Readiness tells the load balancer to keep that node's own users. */
@@ -184,7 +218,10 @@ static int look(struct node *n, struct node_ent *e) {
         r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 readable(n, e, true);
-                node_saw(n, e, NULL);
+                if (r == -ENOENT && e->kind == VER_KIND_NONE)
+                        unrecorded_delete(n, e);
+                else
+                        node_saw(n, e, NULL);
                 e->start_busy = false;
                 return -ENOENT;
         }

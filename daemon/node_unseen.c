@@ -72,8 +72,10 @@ bool node_space_reserved(struct node *n, size_t idx) {
 
         if (fstatvfs(n->dirfd, &sv) < 0)
                 return true;   /* cannot tell: the write itself will fail cleanly (ENOSPC) */
-        if (sv.f_bavail >= sv.f_blocks / 16 && (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16))
+        if (sv.f_bavail >= sv.f_blocks / 16 && (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16)) {
+                n->space_warned = false;   /* the next shortage is worth a line again */
                 return true;
+        }
         n->peer[idx].stats.refused_new++;
         if (!n->space_warned) {
                 log_warn("session directory: less than 1/16 of its space or inodes free; new sessions from peers are "
