@@ -35,26 +35,21 @@
 # bound, s), CHAOS_CLOCK_STEPS (offsets n3's daemon steps between), and
 # CHAOS_ARGS (more chaos_driver.py options, e.g. "--max-dead 2").
 #
-# Clock steps: the short form steps n3's daemon only ahead (+0s, +20s, +5s).
-# A daemon behind the others stamps a logout earlier than the version it
-# deletes, and that version then beats the logout (docs/DESIGN.md "Destroy
-# and expiry", Not yet (issue 10)): once a destroy is stamped at least the
-# deleted version plus one, set CHAOS_CLOCK_STEPS="+0s,+20s,-20s,-5s,+5s"
-# here (the long form already steps behind).
+# Clock steps: n3's daemon steps ahead and behind (+0s, +20s, -20s, -5s,
+# +5s): a logout is stamped at least the deleted version plus one
+# (docs/DESIGN.md "Destroy and expiry"), so a daemon behind the others no
+# longer loses its users' logouts.
 #
-# Unseen logouts (CHAOS_UNSEEN_LOGOUTS, 1 in the long form): a logout on a
-# node whose daemon never recorded the session, while a peer holds a copy,
-# leaves no tombstone there, and the copy later comes back everywhere. Two
-# ways: the user's first request after a move is a logout on a node that
-# lacks the session (PHP creates the file empty and unlinks it, and the
-# daemon handles both events in one turn, when the file is gone), or users
-# move to a node whose daemon is dead (HAProxy keeps it in rotation: its
-# agent cannot be reached) and a session created elsewhere is written and
-# logged out there before that daemon returns. The short form moves users
-# only to nodes that say "up ready" and never logs out on arrival. Once a
-# delete of a name the daemon never recorded leaves a destroy tombstone (and
-# a daemon's start covers sessions destroyed while it was down that it never
-# saw), set CHAOS_UNSEEN_LOGOUTS's default to 1 here too.
+# Logouts on arrival (CHAOS_LOGOUT_ON_ARRIVAL, 1): a user's first request
+# after a move is a logout, on a node that may lack the session (PHP creates
+# the file empty and unlinks it before the daemon can read it): recorded as
+# a destroy ("A logout of a session this node never recorded").
+# Moves to a node whose daemon is dead (CHAOS_MOVE_TO_UNREACHABLE, 0):
+# HAProxy keeps such a node in rotation (its agent cannot be reached), and a
+# session written and logged out there before its daemon returns is a
+# delete no journal ever listed: nothing can tell it from a file that was
+# never there, so a peer's copy comes back. A known limit ("Deletes while
+# the daemon was down"); set it to 1 to see it.
 set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -70,15 +65,15 @@ if ((LONG)); then
 	SECS=${CHAOS_SECONDS:-600}
 	STEPS=${CHAOS_CLOCK_STEPS:-+0s,+20s,-20s,-5s,+5s}
 	SETTLE=${CHAOS_SETTLE:-180}
-	UNSEEN=${CHAOS_UNSEEN_LOGOUTS:-1}
 	EXTRA=(--max-dead 2 --fault-every 2.5)
 else
 	SECS=${CHAOS_SECONDS:-20}
-	STEPS=${CHAOS_CLOCK_STEPS:-+0s,+20s,+5s}
+	STEPS=${CHAOS_CLOCK_STEPS:-+0s,+20s,-20s,-5s,+5s}
 	SETTLE=${CHAOS_SETTLE:-90}
-	UNSEEN=${CHAOS_UNSEEN_LOGOUTS:-0}
 	EXTRA=(--fault-every 1.5)
 fi
+ARRIVAL=${CHAOS_LOGOUT_ON_ARRIVAL:-1}
+UNREACHABLE=${CHAOS_MOVE_TO_UNREACHABLE:-0}
 
 IT_HEALTH=1 cluster_create 3 || it_abort "cluster_create 3"
 for i in 1 2 3; do
@@ -88,11 +83,11 @@ for i in 1 2 3; do
 done
 
 mkdir -p "$T/chaos"
-it_note "chaos: ${SECS} s, clock steps of n3 $STEPS, unseen logouts $UNSEEN, seed ${CHAOS_SEED:-1}"
+it_note "chaos: ${SECS} s, clock steps of n3 $STEPS, logouts on arrival $ARRIVAL, moves to a dead daemon $UNREACHABLE, seed ${CHAOS_SEED:-1}"
 # shellcheck disable=SC2086  # CHAOS_ARGS is a list of options
 python3 "$here/chaos_driver.py" --T "$T" --sessyncd "$SESSYNCD" --sshd "$IT_SSHD" \
 	--seconds "$SECS" --settle "$SETTLE" --rate "${CHAOS_RATE:-250}" --seed "${CHAOS_SEED:-1}" \
-	--clock-steps="$STEPS" --logout-on-arrival "$UNSEEN" --move-to-unreachable "$UNSEEN" --summary "$T/chaos/summary.json" "${EXTRA[@]}" ${CHAOS_ARGS:-} \
+	--clock-steps="$STEPS" --logout-on-arrival "$ARRIVAL" --move-to-unreachable "$UNREACHABLE" --summary "$T/chaos/summary.json" "${EXTRA[@]}" ${CHAOS_ARGS:-} \
 	2>"$T/chaos/driver.err"
 rc=$?
 [[ -s $T/chaos/driver.err ]] && sed 's/^/# driver: /' "$T/chaos/driver.err" | tail -n 20
