@@ -1,0 +1,883 @@
+/* libFuzzer target for the receiving daemon: a real node, journal, watch
+ * and socket server (daemon_open, as `sessyncd` builds them, on a session
+ * dir and state dir under /dev/shm), fed one inbound connection per input
+ * through the daemon's own unix socket and loop turns (daemon_turn). What
+ * the connection's frames reach is the real code: server.c's dispatch and
+ * handshake, node_recv.c's apply into real files, node_check.c through
+ * inotify, lib/state.c's journal, status.c for STATUS_REQ.
+ *
+ * Input: byte 0 is a set of flags, the rest is the byte stream a peer's
+ * relay sends.
+ *   bits 0-2  0: the stream in one write; n: in writes of 2^(n+1) bytes with
+ *             a loop turn after each (frames split across reads)
+ *   bit 3     raw: no RELAY and HELLO first (the stream starts the handshake)
+ *   bit 4     end with a half-close instead of a last PING
+ *   bit 5     the connection is peer "c", not "b"
+ * Unless raw, the harness first sends RELAY (--from the peer) and that
+ * peer's HELLO. Unless bit 4, or the stream does not end on a frame
+ * boundary, it last sends a PING whose PONG says everything before it was
+ * handled (FZ_MARK_CLOCK).
+ *
+ * Every input starts from the same world (node_fixture.h), rebuilt in
+ * place: the same directories, the same journal bytes. Afterwards the node
+ * is taken down and these must hold (abort() otherwise, so libFuzzer keeps
+ * the input):
+ *  - replies: every frame the server wrote decodes; the i-th ACK answers
+ *    the i-th FILE/DELTA/TOUCH/DELETE sent (seq and name); an ERROR is the
+ *    last frame; after the last PING's PONG every change had its ACK;
+ *  - the session dir holds only valid session names, each a regular file
+ *    of the daemon's user with one link, within max_file_size, that the
+ *    table holds at exactly its mtime and content hash; the fixture's
+ *    foreign file, hard link, symlink and directory were never written
+ *    through (their bytes, owners and targets are as made), though a
+ *    logout may unlink the hard link's session name;
+ *  - nothing was created outside session_dir (fixture root and state_dir
+ *    hold only what they held, and the socket);
+ *  - the table agrees with itself (file and tombstone counts), with the
+ *    disk (no tombstone over a file PHP owns) and with the journal: the
+ *    journal read back (lib/state.c, read-only) holds exactly the table's
+ *    files and tombstones at the same versions, and no apply left half
+ *    done: a crash now would restart to the same knowledge;
+ *  - memory: table entries are at most the fixture's names plus the changes
+ *    received (one per frame at most: names never seen cost no more);
+ *  - no session id in full in anything logged or in a STATUS reply (the
+ *    daemon's log lines are captured from stderr).
+ *
+ * Build and run: tests/fuzz/run (FUZZ_TARGETS=node). FUZZ_NODE_TMP sets
+ * where the world is made (default /dev/shm, else /tmp). */
+#include <dirent.h>
+#include <stdalign.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#include "daemon/daemon_int.h"
+#include "daemon/log.h"
+#include "daemon/loop.h"
+#include "daemon/node.h"
+#include "daemon/node_int.h"
+#include "daemon/peer_int.h"
+#include "daemon/server.h"
+#include "lib/conf.h"
+#include "lib/sess.h"
+#include "lib/state.h"
+#include "proto/msg.h"
+#include "tests/fuzz/node_fixture.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define F_CHUNK 0x07u
+#define F_RAW 0x08u
+#define F_SHUT 0x10u
+#define F_PEER_C 0x20u
+#define FZ_MAX_STEPS 400
+#define FZ_LOG_MAX (4u << 20)
+
+/* One change the stream sent, in order. */
+struct fz_sent {
+        uint32_t seq;
+        char name[PROTO_NAME_MAX + 1];
+};
+
+/* A record of the journal read back. */
+struct fz_rec {
+        UT_hash_handle hh;
+        uint8_t kind;
+        struct proto_ver ver;
+        char name[];
+};
+
+static struct {
+        char root[PATH_MAX], sess[PATH_MAX], state[PATH_MAX], run[PATH_MAX], sock[PATH_MAX];
+        char outside[PATH_MAX], target[PATH_MAX], journal[PATH_MAX];
+        struct conf *conf;
+        uint8_t *journal_bytes;         /* the fixture's journal, as lib/state.c wrote it */
+        size_t journal_len;
+        FILE *err;                      /* the real stderr */
+        FILE *log;                      /* the daemon's stderr during an input */
+        char *logbuf;
+        struct daemon d;
+        struct loop_timer *spin;
+        bool turn_next;
+        int client;
+        int ino;                        /* inotify on the session dir */
+        struct loop_fd *ino_reg;
+        bool eof;
+        bool verbose;
+        struct proto_wr rx;
+        size_t rx_seen;
+        bool marked;
+        /* what the stream holds (decoded by the harness, as the server would) */
+        struct fz_sent *sent;
+        size_t n_sent, cap_sent;
+        bool mark_ambiguous;            /* the stream has its own PING with FZ_MARK_CLOCK */
+        char nodes[8][PROTO_NODE_MAX + 1]; /* node names from RELAY/HELLO, quoted by refusals */
+        size_t n_nodes;
+} fz;
+
+#define CHECK(c)                                                                                         \
+        do {                                                                                             \
+                if (!(c))                                                                                \
+                        fail(__LINE__, #c);                                                              \
+        } while (0)
+
+__attribute__((noreturn)) static void fail(int line, const char *what) {
+        size_t len;
+
+        fflush(fz.log);
+        len = fz.log ? (size_t)ftell(fz.log) : 0;
+        fprintf(fz.err, "fuzz_node: %s:%d: %s\n", __FILE__, line, what);
+        if (len > 0)
+                fprintf(fz.err, "fuzz_node: the daemon logged (last 4000 bytes):\n%.*s\n", 4000,
+                        fz.logbuf + (len > 4000 ? len - 4000 : 0));
+        abort();
+}
+
+static void fz_path(char *dst, const char *sub) {
+        if ((size_t)snprintf(dst, PATH_MAX, "%s/%s", fz.root, sub) >= PATH_MAX)
+                abort();
+}
+
+static void write_file(const char *path, const char *content, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+        size_t len = strlen(content);
+
+        CHECK(fd >= 0);
+        CHECK(write(fd, content, len) == (ssize_t)len);
+        close(fd);
+}
+
+static bool same_bytes(const char *path, const char *content) {
+        char buf[4096];
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof(buf));
+        close(fd);
+        return n == (ssize_t)strlen(content) && memcmp(buf, content, (size_t)n) == 0;
+}
+
+/* Remove everything in dir but the names in keep (NULL-terminated). */
+static void empty_dir(const char *dir, const char *const *keep) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        CHECK(d);
+        while ((de = readdir(d))) {
+                bool kept = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+
+                for (size_t i = 0; keep && keep[i] && !kept; i++)
+                        kept = !strcmp(de->d_name, keep[i]);
+                if (!kept && unlinkat(dirfd(d), de->d_name, 0) < 0)
+                        CHECK(unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0);
+        }
+        closedir(d);
+}
+
+static void set_mtime(int dfd, const char *name, unsigned s) {
+        struct timespec ts[2] = { { (time_t)(FZ_T0_S + s), 0 }, { (time_t)(FZ_T0_S + s), 0 } };
+
+        CHECK(utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+/* ------------------------------------------------------------ the world */
+
+static void make_world(void) {
+        static const char *const keep_state[] = { "lock", "boot_id", NULL };
+        int dfd, fd;
+
+        empty_dir(fz.sess, NULL);
+        empty_dir(fz.state, keep_state);
+        write_file(fz.outside, fz_fixtures[3].content, 0600);
+        write_file(fz.target, FZ_TARGET_CONTENT, 0600);
+        dfd = open(fz.sess, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        CHECK(dfd >= 0);
+        for (size_t i = 0; i < FZ_N_FIXTURES; i++) {
+                const struct fz_fixture *x = &fz_fixtures[i];
+                char path[PATH_MAX * 2];
+
+                snprintf(path, sizeof(path), "%s/%s", fz.sess, x->name);
+                switch (x->what) {
+                case FZ_PLAIN:
+                case FZ_FOREIGN:
+                        write_file(path, x->content, 0600);
+                        if (x->what == FZ_FOREIGN)
+                                CHECK(chown(path, FZ_FOREIGN_UID, FZ_FOREIGN_UID) == 0);
+                        set_mtime(dfd, x->name, x->mtime_s);
+                        break;
+                case FZ_HARDLINK:
+                        CHECK(link(fz.outside, path) == 0);
+                        set_mtime(dfd, x->name, x->mtime_s);
+                        break;
+                case FZ_SYMLINK:
+                        CHECK(symlink("../target", path) == 0);
+                        break;
+                case FZ_DIR:
+                        CHECK(mkdir(path, 0700) == 0);
+                        break;
+                case FZ_TOMB:
+                        break;
+                }
+        }
+        close(dfd);
+        fd = open(fz.journal, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        CHECK(fd >= 0);
+        CHECK(write(fd, fz.journal_bytes, fz.journal_len) == (ssize_t)fz.journal_len);
+        close(fd);
+}
+
+static void rm_root(void) {
+        char cmd[PATH_MAX + 16];
+
+        if (!fz.root[0])
+                return;
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fz.root);
+        if (system(cmd) != 0)
+                fprintf(fz.err, "fuzz_node: could not remove %s\n", fz.root);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+        const char *tmp = getenv("FUZZ_NODE_TMP");
+        char text[4 * PATH_MAX], *errors = NULL;
+        struct state *st = NULL;
+        struct stat sb;
+        int n;
+
+        (void)argc;
+        (void)argv;
+        fz.err = stderr;
+        fz.verbose = getenv("FUZZ_NODE_VERBOSE") != NULL;
+        if (!tmp)
+                tmp = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+        snprintf(fz.root, sizeof(fz.root), "%s/sessync-fuzz.XXXXXX", tmp);
+        if (!mkdtemp(fz.root)) {
+                fprintf(stderr, "fuzz_node: mkdtemp in %s: %s\n", tmp, strerror(errno));
+                exit(1);
+        }
+        atexit(rm_root);
+        fz_path(fz.sess, "sessions");
+        fz_path(fz.state, "state");
+        fz_path(fz.run, "run");
+        fz_path(fz.sock, "run/sock");
+        fz_path(fz.outside, "outside");
+        fz_path(fz.target, "target");
+        fz_path(fz.journal, "state/journal");
+        if (strlen(fz.sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+                fprintf(stderr, "fuzz_node: %s: too long for a socket path\n", fz.sock);
+                exit(1);
+        }
+        CHECK(mkdir(fz.sess, 0700) == 0 && mkdir(fz.state, 0700) == 0 && mkdir(fz.run, 0700) == 0);
+        n = snprintf(text, sizeof(text),
+                     "[node]\nname = a\nsession_dir = %s\nstate_dir = %s\nsocket = %s\n"
+                     "identity = %s/id\nknown_hosts = %s/known_hosts\nmax_file_size = %u\n"
+                     "tombstone_ttl = 3650d\nlog_level = debug\n"
+                     "[peer b]\nhost = 127.0.0.1\n[peer c]\nhost = 127.0.0.1\n",
+                     fz.sess, fz.state, fz.sock, fz.root, fz.root, FZ_MAX_FILE);
+        CHECK(n > 0 && (size_t)n < sizeof(text));
+        if (conf_load_mem("fuzz_node.conf", text, (size_t)n, &fz.conf, &errors) < 0) {
+                fprintf(stderr, "fuzz_node: config: %s", errors ? errors : "?\n");
+                exit(1);
+        }
+        free(errors);
+        log_set_level(fz.conf->log_level);
+        /* The fixture's journal, written once by lib/state.c itself. */
+        for (size_t i = 0; i < FZ_N_FIXTURES; i++) {
+                const struct proto_ver v = { FZ_NS(fz_fixtures[i].mtime_s), 0 };
+
+                if (fz_fixtures[i].what != FZ_TOMB)
+                        continue;
+                if (!st)
+                        CHECK(state_open(fz.state, NULL, NULL, false, &st) == 0);
+                CHECK(state_put(st, fz_fixtures[i].name, PROTO_KIND_DESTROY, &v) == 0);
+        }
+        CHECK(state_sync(st) == 0);
+        state_close(st);
+        {
+                FILE *f = fopen(fz.journal, "re");
+                long len = 0;
+
+                CHECK(f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0);
+                fz.journal_len = (size_t)len;
+                fz.journal_bytes = malloc(fz.journal_len);
+                CHECK(fz.journal_bytes);
+                rewind(f);
+                CHECK(fread(fz.journal_bytes, 1, fz.journal_len, f) == fz.journal_len);
+                fclose(f);
+        }
+        fz.ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        CHECK(fz.ino >= 0);
+        CHECK(inotify_add_watch(fz.ino, fz.sess, IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                                         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK) >= 0);
+        fz.logbuf = malloc(FZ_LOG_MAX + 1);
+        CHECK(fz.logbuf);
+        fz.log = fmemopen(fz.logbuf, FZ_LOG_MAX, "w");
+        CHECK(fz.log);
+        return 0;
+}
+
+/* ------------------------------------------------------------ the daemon */
+
+static int64_t spin_cb(struct loop *l, void *ctx) {
+        (void)l;
+        (void)ctx;
+        return LOOP_TIMER_STOP;
+}
+
+/* loop_run calls this before each wait: the daemon's turn, then back to
+ * the harness. The first call of a step only lets the wait happen, which
+ * the spin timer makes non-blocking. */
+static void hook(struct loop *l, void *ctx) {
+        (void)ctx;
+        if (!fz.turn_next) {
+                fz.turn_next = true;
+                return;
+        }
+        daemon_turn(l, &fz.d);
+        loop_stop(l, 0);
+}
+
+/* Read what the server wrote; set eof and marked. */
+static void drain(void) {
+        uint8_t buf[64 * 1024];
+        ssize_t n;
+        size_t flen;
+
+        while (!fz.eof && fz.client >= 0) {
+                n = recv(fz.client, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0) {
+                        CHECK(errno == EAGAIN || errno == EINTR || errno == ECONNRESET);
+                        if (errno == ECONNRESET)
+                                fz.eof = true;
+                        break;
+                }
+                if (n == 0) {
+                        fz.eof = true;
+                        break;
+                }
+                proto_put_bytes(&fz.rx, buf, (size_t)n);
+                CHECK(proto_wr_error(&fz.rx) == 0);
+        }
+        while (fz.rx.len > fz.rx_seen && proto_frame_len(fz.rx.buf + fz.rx_seen, fz.rx.len - fz.rx_seen, &flen) == 0) {
+                struct proto_msg m;
+
+                CHECK(proto_msg_decode(fz.rx.buf + fz.rx_seen, flen, &m) == 0);
+                if (m.type == PROTO_PONG && m.echo_ns == FZ_MARK_CLOCK)
+                        fz.marked = true;
+                fz.rx_seen += flen;
+        }
+}
+
+/* One loop iteration (events, timers) and one turn; then read replies. */
+static void step(void) {
+        fz.turn_next = false;
+        loop_timer_arm(fz.d.loop, fz.spin, 0);
+        CHECK(loop_run(fz.d.loop) == 0);
+        drain();
+}
+
+/* What inotify reports, handed to the node as daemon.c's on_watch does.
+ * One inotify instance for the whole run, not watch.c's per daemon:
+ * closing one waits for the kernel (an RCU grace period, ~2 ms), four
+ * times the cost of the rest of an input. watch.c has its own tests. */
+static void on_inotify(struct loop *l, uint32_t events, void *ctx) {
+        alignas(struct inotify_event) char buf[16 * 1024];
+        ssize_t n;
+
+        (void)l;
+        (void)events;
+        (void)ctx;
+        while ((n = read(fz.ino, buf, sizeof(buf))) > 0) {
+                for (char *p = buf; p < buf + n;) {
+                        struct inotify_event *ev = (struct inotify_event *)p;
+
+                        if (fz.d.node) {
+                                if (ev->len > 0)
+                                        node_check(fz.d.node, ev->name);
+                                else if (ev->mask & IN_Q_OVERFLOW)
+                                        node_rescan_later(fz.d.node);
+                                else
+                                        CHECK(!"session_dir removed or unmounted");
+                        }
+                        p += sizeof(*ev) + ev->len;
+                }
+        }
+}
+
+static void start_daemon(void) {
+        /* What make_world did is from before this daemon's start. */
+        fz.d.node = NULL;
+        on_inotify(NULL, 0, NULL);
+        CHECK(daemon_open(&fz.d, fz.conf, DAEMON_STATE_WRITE) == 0);
+        CHECK(loop_add_fd(fz.d.loop, fz.ino, EPOLLIN, on_inotify, NULL, &fz.ino_reg) == 0);
+        daemon_judge_journal(&fz.d);
+        node_reset_suspects(fz.d.node);
+        CHECK(node_scan(fz.d.node) == 0);
+        /* The outbound side talks SSH to the peers, which this target does
+         * not fuzz: "once" keeps server.c's peer_kick (after a HELLO) from
+         * dialling out. */
+        for (size_t i = 0; i < fz.conf->n_peers; i++)
+                fz.d.peers[i]->once = true;
+        CHECK(server_new(fz.d.node, fz.d.loop, fz.d.peers, &fz.d.server) == 0);
+        fz.spin = loop_timer_new(fz.d.loop, spin_cb, NULL);
+        CHECK(fz.spin);
+        loop_set_before_sleep(fz.d.loop, hook, NULL);
+}
+
+/* ------------------------------------------------------------ the stream */
+
+static void note_node(const char *name) {
+        if (name[0] && fz.n_nodes < sizeof(fz.nodes) / sizeof(fz.nodes[0]))
+                snprintf(fz.nodes[fz.n_nodes++], sizeof(fz.nodes[0]), "%s", name);
+}
+
+/* Decode the stream as the server will. Returns true if it ends on a frame
+ * boundary with every frame well formed (a last PING will then be read as
+ * a frame of its own). */
+static bool walk(const uint8_t *p, size_t len) {
+        size_t off = 0, flen;
+        struct proto_msg m;
+        int r;
+
+        while (off < len && (r = proto_frame_len(p + off, len - off, &flen)) == 0) {
+                if (proto_msg_decode(p + off, flen, &m) < 0)
+                        return false;
+                off += flen;
+                switch (m.type) {
+                case PROTO_FILE:
+                case PROTO_DELTA:
+                case PROTO_TOUCH:
+                case PROTO_DELETE:
+                        if (fz.n_sent == fz.cap_sent) {
+                                fz.cap_sent = fz.cap_sent ? 2 * fz.cap_sent : 64;
+                                fz.sent = realloc(fz.sent, fz.cap_sent * sizeof(*fz.sent));
+                                CHECK(fz.sent);
+                        }
+                        fz.sent[fz.n_sent].seq = m.seq;
+                        strcpy(fz.sent[fz.n_sent].name, m.name);
+                        fz.n_sent++;
+                        break;
+                case PROTO_PING:
+                        if (m.clock_ns == FZ_MARK_CLOCK)
+                                fz.mark_ambiguous = true;
+                        break;
+                case PROTO_RELAY:
+                        note_node(m.node);
+                        break;
+                case PROTO_HELLO:
+                        note_node(m.node);
+                        note_node(m.to);
+                        break;
+                }
+        }
+        return off == len;
+}
+
+static void encode(struct proto_wr *wr, const struct proto_msg *m) {
+        CHECK(proto_msg_encode(wr, m) == 0);
+}
+
+/* Send all of wr, in pieces of chunk bytes (0: at once), a step after each. */
+static void send_all(const struct proto_wr *wr, size_t chunk) {
+        size_t off = 0;
+        int stalls = 0;
+
+        while (off < wr->len && !fz.eof) {
+                size_t n = chunk && wr->len - off > chunk ? chunk : wr->len - off;
+                ssize_t w = send(fz.client, wr->buf + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (w < 0) {
+                        if (errno == EPIPE || errno == ECONNRESET)
+                                break;   /* the server closed: it said why, or will */
+                        CHECK(errno == EAGAIN || errno == EINTR);
+                        CHECK(++stalls < FZ_MAX_STEPS);   /* the server stopped reading */
+                } else {
+                        off += (size_t)w;
+                        stalls = 0;
+                }
+                step();
+        }
+}
+
+static void run_connection(const uint8_t *data, size_t size) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint8_t flags = size ? data[0] : 0;
+        const char *peer = flags & F_PEER_C ? "c" : "b";
+        size_t chunk = (flags & F_CHUNK) ? (size_t)2 << (flags & F_CHUNK) : 0;
+        struct proto_wr wr;
+        struct proto_msg m;
+        bool boundary;
+        int steps = 0;
+
+        data += size ? 1 : 0;
+        size -= size ? 1 : 0;
+        boundary = walk(data, size);
+        proto_wr_init(&wr);
+        if (!(flags & F_RAW)) {
+                memset(&m, 0, sizeof(m));
+                m.type = PROTO_RELAY;
+                strcpy(m.node, peer);
+                encode(&wr, &m);
+                memset(&m, 0, sizeof(m));
+                m.type = PROTO_HELLO;
+                m.version = PROTO_VERSION;
+                m.clock_ns = FZ_NS(1000);
+                strcpy(m.node, peer);
+                strcpy(m.to, "a");
+                encode(&wr, &m);
+        }
+        proto_put_bytes(&wr, data, size);
+        if (boundary && !(flags & F_SHUT)) {
+                memset(&m, 0, sizeof(m));
+                m.type = PROTO_PING;
+                m.seq = 0xfffffff0u;
+                m.clock_ns = FZ_MARK_CLOCK;
+                encode(&wr, &m);
+        } else {
+                boundary = false;
+        }
+        CHECK(proto_wr_error(&wr) == 0);
+
+        fz.client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        CHECK(fz.client >= 0);
+        strcpy(sa.sun_path, fz.sock);
+        CHECK(connect(fz.client, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+        step();   /* accepted */
+        send_all(&wr, chunk);
+        if (!boundary)
+                (void)shutdown(fz.client, SHUT_WR);
+        /* Wait for the last PING's PONG, or for the server to close. */
+        while (!fz.eof && !(boundary && fz.marked)) {
+                CHECK(++steps < FZ_MAX_STEPS);   /* neither answered nor closed */
+                step();
+        }
+        close(fz.client);
+        fz.client = -1;
+        step();   /* the server sees the close */
+        step();   /* and inotify the last applies */
+        proto_wr_free(&wr);
+}
+
+/* ------------------------------------------------------------ invariants */
+
+static void check_replies(void) {
+        size_t off = 0, flen, acks = 0;
+        bool error = false;
+        struct proto_msg m;
+
+        while (fz.rx.len > off && proto_frame_len(fz.rx.buf + off, fz.rx.len - off, &flen) == 0) {
+                CHECK(proto_msg_decode(fz.rx.buf + off, flen, &m) == 0);
+                off += flen;
+                CHECK(!error);   /* nothing after an ERROR */
+                if (m.type == PROTO_ERROR)
+                        error = true;
+                if (m.type == PROTO_ACK) {
+                        CHECK(acks < fz.n_sent);
+                        CHECK(m.ack_seq == fz.sent[acks].seq);
+                        CHECK(strcmp(m.name, fz.sent[acks].name) == 0);
+                        CHECK(m.status <= PROTO_ST_MAX_);
+                        acks++;
+                }
+        }
+        CHECK(!fz.eof || off == fz.rx.len);   /* the server never ends mid-frame */
+        if (fz.marked && !fz.mark_ambiguous) {
+                CHECK(!error);
+                CHECK(acks == fz.n_sent);   /* every change before the last PING was answered */
+        }
+}
+
+/* No "sess_" followed by an id character: a session name in full. Text a
+ * peer sent and the log quotes (an ERROR's reason after "says: ", a node
+ * name from RELAY or HELLO) is not the daemon's doing. */
+static void check_no_ids(const char *text, size_t len) {
+        const char *end = text + len;
+
+        for (const char *line = text; line < end;) {
+                const char *nl = memchr(line, '\n', (size_t)(end - line));
+                const char *eol = nl ? nl : end;
+                const char *says = memmem(line, (size_t)(eol - line), "says: ", 6);
+                const char *lim = says ? says : eol;
+
+                for (const char *p = line; p + 6 <= lim; p++) {
+                        bool quoted = false;
+                        char c;
+
+                        if (memcmp(p, "sess_", 5) != 0)
+                                continue;
+                        c = p[5];
+                        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ',' ||
+                              c == '-'))
+                                continue;
+                        for (size_t i = 0; i < fz.n_nodes && !quoted; i++) {
+                                size_t nlen = strlen(fz.nodes[i]);
+
+                                for (const char *q = line; !quoted && (q = memmem(q, (size_t)(eol - q), fz.nodes[i], nlen));
+                                     q++)
+                                        quoted = p >= q && p < q + nlen;
+                        }
+                        if (!quoted) {
+                                fprintf(fz.err, "fuzz_node: a session id in full: %.*s\n", (int)(eol - line), line);
+                                CHECK(!"a session id logged or shown in full");
+                        }
+                }
+                line = eol + 1;
+        }
+}
+
+static void check_status_replies(void) {
+        size_t off = 0, flen;
+        struct proto_msg m;
+
+        while (fz.rx.len > off && proto_frame_len(fz.rx.buf + off, fz.rx.len - off, &flen) == 0) {
+                CHECK(proto_msg_decode(fz.rx.buf + off, flen, &m) == 0);
+                off += flen;
+                if (m.type == PROTO_STATUS)
+                        check_no_ids((const char *)m.data, m.data_len);
+        }
+}
+
+static void check_dir_only(const char *dir, const char *const *allowed) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        CHECK(d);
+        while ((de = readdir(d))) {
+                bool ok = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+
+                for (size_t i = 0; allowed[i] && !ok; i++)
+                        ok = !strcmp(de->d_name, allowed[i]);
+                if (!ok)
+                        fprintf(fz.err, "fuzz_node: %s/%s should not be there\n", dir, de->d_name);
+                CHECK(ok);
+        }
+        closedir(d);
+}
+
+static const struct fz_fixture *fixture(const char *name) {
+        for (size_t i = 0; i < FZ_N_FIXTURES; i++)
+                if (!strcmp(fz_fixtures[i].name, name))
+                        return &fz_fixtures[i];
+        return NULL;
+}
+
+/* A file PHP owns, as the daemon would write it. */
+static bool php_file(const struct stat *st) {
+        return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
+}
+
+static void check_session_dir(struct node *n) {
+        DIR *d = opendir(fz.sess);
+        struct dirent *de;
+        bool seen[FZ_N_FIXTURES] = { false };
+        char buf[FZ_MAX_FILE + 1];
+
+        CHECK(d);
+        while ((de = readdir(d))) {
+                const struct fz_fixture *x = fixture(de->d_name);
+                struct node_ent *e;
+                struct stat st;
+                char link[64];
+                ssize_t len;
+                int fd;
+
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                CHECK(fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0);
+                if (x)
+                        seen[x - fz_fixtures] = true;
+                if (x && x->what != FZ_PLAIN) {
+                        switch (x->what) {
+                        case FZ_FOREIGN:
+                                CHECK(S_ISREG(st.st_mode) && st.st_uid == FZ_FOREIGN_UID);
+                                break;
+                        case FZ_HARDLINK:
+                                CHECK(S_ISREG(st.st_mode) && st.st_nlink == 2);
+                                break;
+                        case FZ_SYMLINK:
+                                len = readlinkat(dirfd(d), de->d_name, link, sizeof(link));
+                                CHECK(S_ISLNK(st.st_mode) && len == 9 && !memcmp(link, "../target", 9));
+                                break;
+                        case FZ_DIR:
+                                CHECK(S_ISDIR(st.st_mode) && st.st_nlink == 2);
+                                break;
+                        default:   /* the logout's name came back as a file: checked below */
+                                goto plain;
+                        }
+                        if (x->content) {   /* never written through */
+                                char path[PATH_MAX * 2];
+
+                                snprintf(path, sizeof(path), "%s/%s", fz.sess, x->name);
+                                CHECK(same_bytes(path, x->content));
+                        }
+                        continue;
+                }
+plain:
+                CHECK(sess_name_valid(de->d_name, fz.conf->session_prefix));
+                CHECK(php_file(&st));
+                CHECK((uint64_t)st.st_size <= FZ_MAX_FILE);
+                fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                CHECK(fd >= 0);
+                len = read(fd, buf, sizeof(buf));
+                close(fd);
+                CHECK(len == st.st_size);
+                e = node_get(n, de->d_name);
+                CHECK(e);
+                CHECK(e->kind == VER_KIND_FILE);   /* the table knows the file, */
+                CHECK(e->ver.mtime_ns == sess_ts_ns(&st.st_mtim));   /* at its exact version */
+                CHECK(e->ver.hash == sess_hash(buf, (size_t)len));
+                CHECK(e->size == (uint32_t)len);
+        }
+        closedir(d);
+        for (size_t i = 0; i < FZ_N_FIXTURES; i++) {
+                enum fz_what w = fz_fixtures[i].what;
+
+                /* Never unlinked: not PHP's own (the hard link's session
+                 * name may go on a logout; its other name stays). */
+                CHECK(seen[i] || w == FZ_PLAIN || w == FZ_HARDLINK || w == FZ_TOMB);
+        }
+}
+
+static void check_outside(void) {
+        static const char *const root[] = { "sessions", "state", "run", "outside", "target", NULL };
+        static const char *const state[] = { "journal", "lock", "boot_id", NULL };
+        static const char *const run[] = { "sock", NULL };
+
+        check_dir_only(fz.root, root);
+        check_dir_only(fz.state, state);
+        check_dir_only(fz.run, run);
+        CHECK(same_bytes(fz.outside, fz_fixtures[3].content));
+        CHECK(same_bytes(fz.target, FZ_TARGET_CONTENT));
+}
+
+static void on_record(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v, uint64_t made_ns) {
+        struct fz_rec **recs = ctx, *r = NULL;
+
+        (void)made_ns;
+        HASH_FIND_STR(*recs, name, r);
+        if (!r) {
+                r = calloc(1, sizeof(*r) + strlen(name) + 1);
+                CHECK(r);
+                strcpy(r->name, name);
+                HASH_ADD_STR(*recs, name, r);
+        }
+        r->kind = kind;
+        r->ver = *v;
+}
+
+static void check_table_and_journal(struct node *n) {
+        struct fz_rec *recs = NULL, *r, *tmp;
+        struct state *st = NULL;
+        struct node_ent *e, *etmp;
+        size_t files = 0, tombs = 0;
+
+        CHECK(state_open(fz.state, on_record, &recs, true, &st) == 0);
+        state_close(st);
+        HASH_ITER(hh, n->table, e, etmp) {
+                struct stat sb;
+                bool there = fstatat(n->dirfd, e->name, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+
+                CHECK(sess_name_valid(e->name, fz.conf->session_prefix));
+                HASH_FIND_STR(recs, e->name, r);
+                if (e->kind == VER_KIND_FILE) {
+                        files++;
+                        CHECK(e->skip || (there && php_file(&sb)));
+                } else if (e->kind != VER_KIND_NONE) {
+                        tombs++;
+                        CHECK(ver_is_tomb(e->kind));
+                        CHECK(!there || !php_file(&sb));   /* no logout over PHP's live file */
+                }
+                if (e->kind == VER_KIND_NONE) {
+                        CHECK(!r);   /* the journal knows nothing the table forgot */
+                } else {
+                        /* A crash now restarts to the same knowledge. */
+                        CHECK(r);
+                        CHECK(r->kind == e->kind);
+                        CHECK(r->ver.mtime_ns == e->ver.mtime_ns && r->ver.hash == e->ver.hash);
+                }
+                if (r) {
+                        HASH_DEL(recs, r);
+                        free(r);
+                }
+        }
+        HASH_ITER(hh, recs, r, tmp) {
+                fprintf(fz.err, "fuzz_node: journal record kind %u for a name not in the table\n", r->kind);
+                CHECK(!"the journal holds a record the table does not");
+        }
+        CHECK(files == node_n_files(n));
+        CHECK(tombs == node_n_tombs(n));
+        CHECK(HASH_COUNT(n->table) <= FZ_N_FIXTURES + fz.n_sent);
+}
+
+/* FUZZ_NODE_VERBOSE=1: what the daemon logged and answered, to see what
+ * an input does (replay one: build/fuzz/fuzz_node FILE). */
+static void show(long loglen) {
+        size_t off = 0, flen;
+        struct proto_msg m;
+
+        fprintf(fz.err, "---- log\n%.*s---- replies\n", (int)loglen, fz.logbuf);
+        while (fz.rx.len > off && proto_frame_len(fz.rx.buf + off, fz.rx.len - off, &flen) == 0 &&
+               proto_msg_decode(fz.rx.buf + off, flen, &m) == 0) {
+                off += flen;
+                if (m.type == PROTO_ACK)
+                        fprintf(fz.err, "ACK %u %s %s kind %u\n", m.ack_seq, m.name, proto_status_name(m.status), m.kind);
+                else if (m.type == PROTO_ERROR || m.type == PROTO_STATUS)
+                        fprintf(fz.err, "%s %.*s\n", proto_type_name(m.type), (int)m.data_len, (const char *)m.data);
+                else
+                        fprintf(fz.err, "%s\n", proto_type_name(m.type));
+        }
+        fprintf(fz.err, "---- files %zu, tombstones %zu, entries %u; %s\n", node_n_files(fz.d.node),
+                node_n_tombs(fz.d.node), HASH_COUNT(((struct node *)fz.d.node)->table),
+                fz.marked ? "last PING answered" : fz.eof ? "closed by the server" : "?");
+}
+
+/* ------------------------------------------------------------ one input */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        FILE *real = stderr;
+        long loglen;
+
+        fz.n_sent = 0;
+        fz.n_nodes = 0;
+        fz.mark_ambiguous = fz.marked = fz.eof = false;
+        fz.rx_seen = 0;
+        fz.client = -1;
+        proto_wr_init(&fz.rx);
+        rewind(fz.log);
+        stderr = fz.log;   /* log.c writes to stderr: keep what the daemon says */
+
+        make_world();
+        start_daemon();
+        step();   /* the first turn */
+        run_connection(data, size);
+
+        check_replies();
+        check_status_replies();
+        check_session_dir(fz.d.node);
+        check_table_and_journal(fz.d.node);
+        check_outside();
+        fflush(fz.log);
+        loglen = ftell(fz.log);
+        CHECK(loglen >= 0 && loglen < (long)FZ_LOG_MAX);
+        check_no_ids(fz.logbuf, (size_t)loglen);
+        if (fz.verbose)
+                show(loglen);
+
+        (void)unlink(fz.sock);
+        loop_del_fd(fz.d.loop, fz.ino_reg);
+        daemon_close(&fz.d);
+        stderr = real;
+        proto_wr_free(&fz.rx);
+        return 0;
+}
