@@ -24,7 +24,9 @@
  * the input):
  *  - replies: every frame the server wrote decodes; the i-th ACK answers
  *    the i-th FILE/DELTA/TOUCH/DELETE sent (seq and name); an ERROR is the
- *    last frame; after the last PING's PONG every change had its ACK;
+ *    last frame; after the last PING's PONG every change had its ACK; the
+ *    last OK or STALE answer for each name is what the table ends with
+ *    (nothing else changes it: no PHP runs);
  *  - the session dir holds only valid session names, each a regular file
  *    of the daemon's user with one link, within max_file_size, that the
  *    table holds at exactly its mtime and content hash; the fixture's
@@ -572,8 +574,41 @@ static void run_connection(const uint8_t *data, size_t size) {
 
 /* ------------------------------------------------------------ invariants */
 
-static void check_replies(void) {
+static struct fz_rec *last_said(struct fz_rec **said, const char *name) {
+        struct fz_rec *r = NULL;
+
+        HASH_FIND_STR(*said, name, r);
+        if (!r) {
+                r = calloc(1, sizeof(*r) + strlen(name) + 1);
+                CHECK(r);
+                strcpy(r->name, name);
+                HASH_ADD_STR(*said, name, r);
+        }
+        return r;
+}
+
+/* An OK or STALE ACK says what this node holds after the frame (but a
+ * STALE expiry, the answer to a forgettable version, which echoes it).
+ * Nothing else changes the table here (no PHP runs): the last such answer
+ * for a name is what the table ends with. A change the daemon acknowledged
+ * and then lost (or undid) shows here. */
+static void check_answers_held(struct fz_rec **said, struct node *n) {
+        struct fz_rec *r, *tmp;
+
+        HASH_ITER(hh, *said, r, tmp) {
+                struct node_ent *e = node_get(n, r->name);
+
+                CHECK(e);
+                CHECK(e->kind == r->kind);
+                CHECK(e->ver.mtime_ns == r->ver.mtime_ns && e->ver.hash == r->ver.hash);
+                HASH_DEL(*said, r);
+                free(r);
+        }
+}
+
+static void check_replies(struct node *n) {
         size_t off = 0, flen, acks = 0;
+        struct fz_rec *said = NULL;
         bool error = false;
         struct proto_msg m;
 
@@ -589,8 +624,16 @@ static void check_replies(void) {
                         CHECK(strcmp(m.name, fz.sent[acks].name) == 0);
                         CHECK(m.status <= PROTO_ST_MAX_);
                         acks++;
+                        if (m.status == PROTO_ST_OK || (m.status == PROTO_ST_STALE && m.kind != PROTO_KIND_EXPIRE)) {
+                                struct fz_rec *r = last_said(&said, m.name);
+
+                                CHECK(m.kind == VER_KIND_FILE || ver_is_tomb(m.kind));
+                                r->kind = m.kind;
+                                r->ver = m.ver;
+                        }
                 }
         }
+        check_answers_held(&said, n);
         CHECK(!fz.eof || off == fz.rx.len);   /* the server never ends mid-frame */
         if (fz.marked && !fz.mark_ambiguous) {
                 CHECK(!error);
@@ -862,7 +905,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         step();   /* the first turn */
         run_connection(data, size);
 
-        check_replies();
+        check_replies(fz.d.node);
         check_status_replies();
         check_session_dir(fz.d.node);
         check_table_and_journal(fz.d.node);
