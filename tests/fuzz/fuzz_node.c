@@ -13,6 +13,8 @@
  *   bit 3     raw: no RELAY and HELLO first (the stream starts the handshake)
  *   bit 4     end with a half-close instead of a last PING
  *   bit 5     the connection is peer "c", not "b"
+ *   bit 6     that peer has an older connection open, which the new one's
+ *             HELLO replaces (unless raw, it must then be closed)
  * Unless raw, the harness first sends RELAY (--from the peer) and that
  * peer's HELLO. Unless bit 4, or the stream does not end on a frame
  * boundary, it last sends a PING whose PONG says everything before it was
@@ -57,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -83,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define F_RAW 0x08u
 #define F_SHUT 0x10u
 #define F_PEER_C 0x20u
+#define F_OTHER 0x40u
 #define FZ_MAX_STEPS 400
 #define FZ_LOG_MAX (4u << 20)
 
@@ -113,6 +117,9 @@ static struct {
         struct loop_timer *spin;
         bool turn_next;
         int client;
+        int locked;                     /* the FZ_LOCKED file, held LOCK_EX */
+        int other;                      /* F_OTHER: the same peer's older connection */
+        bool other_eof;
         int ino;                        /* inotify on the session dir */
         struct loop_fd *ino_reg;
         bool eof;
@@ -215,10 +222,15 @@ static void make_world(void) {
                 switch (x->what) {
                 case FZ_PLAIN:
                 case FZ_FOREIGN:
+                case FZ_LOCKED:
                         write_file(path, x->content, 0600);
                         if (x->what == FZ_FOREIGN)
                                 CHECK(chown(path, FZ_FOREIGN_UID, FZ_FOREIGN_UID) == 0);
                         set_mtime(dfd, x->name, x->mtime_s);
+                        if (x->what == FZ_LOCKED) {   /* as PHP's files handler holds it */
+                                fz.locked = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+                                CHECK(fz.locked >= 0 && flock(fz.locked, LOCK_EX | LOCK_NB) == 0);
+                        }
                         break;
                 case FZ_HARDLINK:
                         CHECK(link(fz.outside, path) == 0);
@@ -513,6 +525,40 @@ static void send_all(const struct proto_wr *wr, size_t chunk) {
         }
 }
 
+/* RELAY (--from peer) and peer's HELLO to "a". */
+static void handshake(struct proto_wr *wr, const char *peer) {
+        struct proto_msg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = PROTO_RELAY;
+        strcpy(m.node, peer);
+        encode(wr, &m);
+        memset(&m, 0, sizeof(m));
+        m.type = PROTO_HELLO;
+        m.version = PROTO_VERSION;
+        m.clock_ns = FZ_NS(1000);
+        strcpy(m.node, peer);
+        strcpy(m.to, "a");
+        encode(wr, &m);
+}
+
+/* Read and drop what the older connection is sent; note its end. */
+static void drain_other(void) {
+        uint8_t buf[16 * 1024];
+        ssize_t n = -1;
+
+        while (fz.other >= 0 && !fz.other_eof && (n = recv(fz.other, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+                if (n < 0) {
+                        fz.other_eof = errno == ECONNRESET;
+                        CHECK(errno == EAGAIN || errno == EINTR || errno == ECONNRESET);
+                        if (errno != EINTR)
+                                break;
+                }
+        }
+        if (n == 0)
+                fz.other_eof = true;
+}
+
 static void run_connection(const uint8_t *data, size_t size) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint8_t flags = size ? data[0] : 0;
@@ -527,19 +573,8 @@ static void run_connection(const uint8_t *data, size_t size) {
         size -= size ? 1 : 0;
         boundary = walk(data, size);
         proto_wr_init(&wr);
-        if (!(flags & F_RAW)) {
-                memset(&m, 0, sizeof(m));
-                m.type = PROTO_RELAY;
-                strcpy(m.node, peer);
-                encode(&wr, &m);
-                memset(&m, 0, sizeof(m));
-                m.type = PROTO_HELLO;
-                m.version = PROTO_VERSION;
-                m.clock_ns = FZ_NS(1000);
-                strcpy(m.node, peer);
-                strcpy(m.to, "a");
-                encode(&wr, &m);
-        }
+        if (!(flags & F_RAW))
+                handshake(&wr, peer);
         proto_put_bytes(&wr, data, size);
         if (boundary && !(flags & F_SHUT)) {
                 memset(&m, 0, sizeof(m));
@@ -552,9 +587,22 @@ static void run_connection(const uint8_t *data, size_t size) {
         }
         CHECK(proto_wr_error(&wr) == 0);
 
+        strcpy(sa.sun_path, fz.sock);
+        if (flags & F_OTHER) {
+                struct proto_wr hs;
+
+                proto_wr_init(&hs);
+                handshake(&hs, peer);
+                fz.other = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                CHECK(fz.other >= 0);
+                CHECK(connect(fz.other, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+                CHECK(send(fz.other, hs.buf, hs.len, MSG_NOSIGNAL) == (ssize_t)hs.len);
+                proto_wr_free(&hs);
+                step();   /* accepted */
+                step();   /* its HELLO answered */
+        }
         fz.client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         CHECK(fz.client >= 0);
-        strcpy(sa.sun_path, fz.sock);
         CHECK(connect(fz.client, (struct sockaddr *)&sa, sizeof(sa)) == 0);
         step();   /* accepted */
         send_all(&wr, chunk);
@@ -569,6 +617,13 @@ static void run_connection(const uint8_t *data, size_t size) {
         fz.client = -1;
         step();   /* the server sees the close */
         step();   /* and inotify the last applies */
+        if (fz.other >= 0) {
+                drain_other();
+                /* One live connection per peer: the older one was closed. */
+                CHECK((flags & F_RAW) || fz.other_eof);
+                close(fz.other);
+                fz.other = -1;
+        }
         proto_wr_free(&wr);
 }
 
@@ -755,6 +810,9 @@ static void check_session_dir(struct node *n) {
                         case FZ_DIR:
                                 CHECK(S_ISDIR(st.st_mode) && st.st_nlink == 2);
                                 break;
+                        case FZ_LOCKED:   /* BUSY to every change, never written */
+                                CHECK(php_file(&st) && sess_ts_ns(&st.st_mtim) == FZ_NS(x->mtime_s));
+                                break;
                         default:   /* the logout's name came back as a file: checked below */
                                 goto plain;
                         }
@@ -895,7 +953,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fz.n_nodes = 0;
         fz.mark_ambiguous = fz.marked = fz.eof = false;
         fz.rx_seen = 0;
-        fz.client = -1;
+        fz.client = fz.other = fz.locked = -1;
+        fz.other_eof = false;
         proto_wr_init(&fz.rx);
         rewind(fz.log);
         stderr = fz.log;   /* log.c writes to stderr: keep what the daemon says */
@@ -920,6 +979,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         (void)unlink(fz.sock);
         loop_del_fd(fz.d.loop, fz.ino_reg);
         daemon_close(&fz.d);
+        close(fz.locked);
         stderr = real;
         proto_wr_free(&fz.rx);
         return 0;

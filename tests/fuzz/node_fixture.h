@@ -5,7 +5,8 @@
  * Node "a" with peers "b" and "c"; its session_dir holds PHP's own files
  * and the things a receiver must never write through (a file of another
  * owner, a hard link to a file outside, a symlink to a file outside, a
- * directory), and its journal holds one logout. Versions are fixed times
+ * directory, a file a PHP request holds locked), and its journal holds
+ * one logout. Versions are fixed times
  * around FZ_T0_S (November 2023), inside the 3650-day tombstone_ttl the
  * target configures and never in the future: the same input does the same
  * thing on every run. Header-only: each program is its own. */
@@ -27,6 +28,7 @@ enum fz_what {
         FZ_SYMLINK,     /* -> ../target: never followed */
         FZ_DIR,         /* a directory with a session name */
         FZ_TOMB,        /* no file; the journal holds a logout (destroy) at mtime_s */
+        FZ_LOCKED,      /* PHP's own, held LOCK_EX by the harness (a request in progress) */
 };
 
 struct fz_fixture {
@@ -48,6 +50,7 @@ static const struct fz_fixture fz_fixtures[] = {
         { "sess_fz5eeeeeeee", FZ_SYMLINK, NULL, 100 },
         { "sess_fz6ffffffff", FZ_DIR, NULL, 100 },
         { "sess_fz7gggggggg", FZ_TOMB, NULL, 300 },
+        { "sess_fz8hhhhhhhh", FZ_LOCKED, "user|s:4:\"busy\";", 100 },
 };
 
 #define FZ_N_FIXTURES (sizeof(fz_fixtures) / sizeof(fz_fixtures[0]))

@@ -22,6 +22,7 @@
 #define F_RAW 0x08u
 #define F_SHUT 0x10u
 #define F_PEER_C 0x20u
+#define F_OTHER 0x40u
 
 static const char *dir;
 static struct proto_wr wr;
@@ -271,6 +272,10 @@ int main(int argc, char **argv) {
         del("sess_fzunknown01", PROTO_KIND_DESTROY, FZ_NS(900), 0);
         save("delete_not_phps");
 
+        begin(0), file(fx(7), "user|s:4:\"mine\";", 900), delta(fx(7), fz_fixtures[7].content, "u", 900, fx_hash(7)),
+                touch(fx(7), 900, fx_hash(7)), del(fx(7), PROTO_KIND_DESTROY, FZ_NS(900), 0), save("locked_by_php");
+        begin(F_OTHER), file("sess_fznew000010", "x|i:2;", 500), save("second_connection");
+        begin(F_OTHER | F_RAW), relay("b"), hello("b", "a"), save("raw_second_connection");
         begin(0), simple(PROTO_INV_REQ), simple(PROTO_PING), save("inv_req_ping");
         begin(0), file("sess_fznew000007", "e|i:1;", 500), simple(PROTO_ERROR), save("error");
         begin(0), hello("b", "a"), save("hello_twice");
