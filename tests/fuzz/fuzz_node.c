@@ -15,6 +15,10 @@
  *   bit 5     the connection is peer "c", not "b"
  *   bit 6     that peer has an older connection open, which the new one's
  *             HELLO replaces (unless raw, it must then be closed)
+ *   bit 7     outbound: the stream is the peer's side of this node's own
+ *             connection to it (its HELLO first unless raw, then INV,
+ *             INV_END, ACKs...): peer.c, peer_msg.c and the node's sending
+ *             side, over node_peer_ssh.c (a socketpair instead of SSH)
  * Unless raw, the harness first sends RELAY (--from the peer) and that
  * peer's HELLO. Unless bit 4, or the stream does not end on a frame
  * boundary, it last sends a PING whose PONG says everything before it was
@@ -73,6 +77,7 @@
 #include "daemon/loop.h"
 #include "daemon/node.h"
 #include "daemon/node_int.h"
+#include "daemon/peer.h"
 #include "daemon/peer_int.h"
 #include "daemon/server.h"
 #include "lib/conf.h"
@@ -434,6 +439,9 @@ static bool walk(const uint8_t *p, size_t len) {
                         if (m.clock_ns == FZ_MARK_CLOCK)
                                 fz.mark_ambiguous = true;
                         break;
+                case PROTO_INV:
+                        fz.n_inv += m.count;
+                        break;
                 case PROTO_RELAY:
                         note_node(m.node);
                         break;
@@ -506,6 +514,53 @@ static void drain_other(void) {
                 fz.other_eof = true;
 }
 
+/* F_OUT: the stream is what the peer answers on the node's own outbound
+ * connection to it (after its HELLO, unless raw), through
+ * node_peer_ssh.c, one frame per write. The peer is started as --full-sync starts it (once: no
+ * reconnect when the stream makes it go down). */
+static void run_outbound(const uint8_t *data, size_t size, uint8_t flags, size_t chunk) {
+        size_t idx = flags & F_PEER_C ? 1 : 0;
+        struct proto_wr wr;
+        struct proto_msg m;
+
+        walk(data, size);
+        proto_wr_init(&wr);
+        if (!(flags & F_RAW)) {
+                memset(&m, 0, sizeof(m));
+                m.type = PROTO_HELLO;
+                m.version = PROTO_VERSION;
+                m.clock_ns = loop_realtime_ns();   /* no skew warning, unless the stream sends its own */
+                strcpy(m.node, fz.conf->peers[idx].name);
+                strcpy(m.to, "a");
+                encode(&wr, &m);
+        }
+        proto_put_bytes(&wr, data, size);
+        CHECK(proto_wr_error(&wr) == 0);
+        peer_start(fz.d.peers[idx], true);
+        CHECK(fz.out_fd >= 0);
+        fz.client = fz.out_fd;
+        step();   /* our HELLO */
+        /* A frame at a time, a turn after each: a peer answers what it
+         * was sent, so an ACK must not arrive before its frame left. */
+        for (size_t off = 0, flen; off < wr.len && !fz.eof; off += flen) {
+                struct proto_wr one = { 0 };
+
+                if (proto_frame_len(wr.buf + off, wr.len - off, &flen) < 0 || flen > wr.len - off)
+                        flen = wr.len - off;   /* the rest, as it is */
+                one.buf = wr.buf + off;
+                one.len = flen;
+                send_all(&one, chunk);
+                step();
+        }
+        for (int i = 0; i < 8 && !fz.eof; i++)
+                step();   /* ACKs free the window: more is sent */
+        close(fz.client);
+        fz.client = fz.out_fd = -1;
+        step();   /* the peer goes down */
+        step();
+        proto_wr_free(&wr);
+}
+
 static void run_connection(const uint8_t *data, size_t size) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint8_t flags = size ? data[0] : 0;
@@ -518,6 +573,10 @@ static void run_connection(const uint8_t *data, size_t size) {
 
         data += size ? 1 : 0;
         size -= size ? 1 : 0;
+        if (flags & F_OUT) {
+                run_outbound(data, size, flags, chunk);
+                return;
+        }
         boundary = walk(data, size);
         proto_wr_init(&wr);
         if (!(flags & F_RAW))
@@ -580,8 +639,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FILE *real = stderr;
         long loglen;
 
-        fz.n_sent = 0;
+        fz.n_sent = fz.n_inv = 0;
         fz.n_nodes = 0;
+        fz.out_fd = -1;
         fz.mark_ambiguous = fz.marked = fz.eof = false;
         fz.rx_seen = 0;
         fz.client = fz.other = fz.locked = -1;
@@ -595,8 +655,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         step();   /* the first turn */
         run_connection(data, size);
 
-        fz_check_replies(fz.d.node);
-        fz_check_status_replies();
+        if (size > 0 && (data[0] & F_OUT)) {
+                fz_check_outbound(fz.d.node, fz.d.peers);
+        } else {
+                fz_check_replies(fz.d.node);
+                fz_check_status_replies();
+        }
         fz_check_session_dir(fz.d.node);
         fz_check_table_and_journal(fz.d.node);
         fz_check_outside();

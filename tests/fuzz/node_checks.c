@@ -12,6 +12,7 @@
 
 #include "daemon/node.h"
 #include "daemon/node_int.h"
+#include "daemon/status.h"
 #include "lib/sess.h"
 #include "lib/state.h"
 #include "lib/ver.h"
@@ -86,16 +87,25 @@ void fz_check_replies(struct node *n) {
 }
 
 /* No "sess_" followed by an id character: a session name in full. Text a
- * peer sent and the log quotes (an ERROR's reason after "says: ", a node
- * name from RELAY or HELLO) is not the daemon's doing. */
+ * peer sent and the log quotes (an ERROR's reason, a node name from RELAY
+ * or HELLO) is not the daemon's doing. */
 void fz_check_no_ids(const char *text, size_t len) {
+        /* What follows these is the peer's own text (cleaned), to the end
+         * of the line: server.c's ERROR from a peer, peer.c's. */
+        static const char *const quotes[] = { "says: ", "refused by the peer: " };
         const char *end = text + len;
 
         for (const char *line = text; line < end;) {
                 const char *nl = memchr(line, '\n', (size_t)(end - line));
                 const char *eol = nl ? nl : end;
-                const char *says = memmem(line, (size_t)(eol - line), "says: ", 6);
-                const char *lim = says ? says : eol;
+                const char *lim = eol;
+
+                for (size_t i = 0; i < sizeof(quotes) / sizeof(quotes[0]); i++) {
+                        const char *q = memmem(line, (size_t)(lim - line), quotes[i], strlen(quotes[i]));
+
+                        if (q)
+                                lim = q;
+                }
 
                 for (const char *p = line; p + 6 <= lim; p++) {
                         bool quoted = false;
@@ -307,7 +317,7 @@ void fz_check_table_and_journal(struct node *n) {
         }
         CHECK(files == node_n_files(n));
         CHECK(tombs == node_n_tombs(n));
-        CHECK(HASH_COUNT(n->table) <= FZ_N_FIXTURES + fz.n_sent);
+        CHECK(HASH_COUNT(n->table) <= FZ_N_FIXTURES + fz.n_sent + fz.n_inv);
 }
 
 /* FUZZ_NODE_VERBOSE=1: what the daemon logged and answered, to see what
@@ -322,6 +332,8 @@ void fz_show(long loglen) {
                 off += flen;
                 if (m.type == PROTO_ACK)
                         fprintf(fz.err, "ACK %u %s %s kind %u\n", m.ack_seq, m.name, proto_status_name(m.status), m.kind);
+                else if (m.type >= PROTO_FILE && m.type <= PROTO_DELETE)
+                        fprintf(fz.err, "%s %u %s\n", proto_type_name(m.type), m.seq, m.name);
                 else if (m.type == PROTO_ERROR || m.type == PROTO_STATUS)
                         fprintf(fz.err, "%s %.*s\n", proto_type_name(m.type), (int)m.data_len, (const char *)m.data);
                 else
@@ -329,6 +341,80 @@ void fz_show(long loglen) {
         }
         fprintf(fz.err, "---- files %zu, tombstones %zu, entries %u; %s\n", node_n_files(fz.d.node),
                 node_n_tombs(fz.d.node), HASH_COUNT(((struct node *)fz.d.node)->table),
-                fz.marked ? "last PING answered" : fz.eof ? "closed by the server" : "?");
+                fz.marked ? "last PING answered" : fz.eof ? "closed by the server" : "open");
 }
 
+
+/* F_OUT. Every frame the node sent decodes and is in sequence; a FILE
+ * carries bytes that match its version, within max_file_size, and for a
+ * fixture file exactly its bytes; sending changed nothing on disk (every
+ * PHP file of the world is as made, and no other appeared); --status in
+ * both formats shows no session id in full (last_error names the tag). */
+void fz_check_outbound(struct node *n, struct peer *const *peers) {
+        size_t off = 0, flen, frames = 0;
+        uint32_t next_seq = 0;
+        struct proto_msg m;
+        struct proto_wr text;
+        DIR *d;
+        struct dirent *de;
+
+        while (fz.rx.len > off && proto_frame_len(fz.rx.buf + off, fz.rx.len - off, &flen) == 0) {
+                const struct fz_fixture *x;
+
+                CHECK(proto_msg_decode(fz.rx.buf + off, flen, &m) == 0);
+                off += flen;
+                if (frames++ == 0)
+                        CHECK(m.type == PROTO_HELLO && !strcmp(m.node, "a"));
+                switch (m.type) {
+                case PROTO_FILE:
+                case PROTO_DELTA:
+                case PROTO_TOUCH:
+                case PROTO_DELETE:
+                case PROTO_PING:
+                case PROTO_INV_REQ:
+                        CHECK(m.seq >= next_seq);   /* the window's order */
+                        next_seq = m.seq + 1;
+                        break;
+                case PROTO_HELLO:
+                        CHECK(frames == 1);
+                        continue;
+                default:
+                        CHECK(!"a frame the pushing side never sends");
+                }
+                if (m.type == PROTO_PING || m.type == PROTO_INV_REQ)
+                        continue;
+                CHECK(sess_name_valid(m.name, fz.conf->session_prefix));
+                if (m.type == PROTO_FILE) {
+                        CHECK(m.data_len <= FZ_MAX_FILE);
+                        CHECK(sess_hash(m.data, m.data_len) == m.ver.hash);
+                        x = fixture(m.name);
+                        if (x && x->content)
+                                CHECK(m.data_len == strlen(x->content) && !memcmp(m.data, x->content, m.data_len));
+                }
+        }
+        CHECK(!fz.eof || off == fz.rx.len);
+        /* Sending only reads. */
+        d = opendir(fz.sess);
+        CHECK(d);
+        while ((de = readdir(d))) {
+                const struct fz_fixture *x = fixture(de->d_name);
+                char path[PATH_MAX * 2];
+                struct stat st;
+
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                CHECK(x && x->what != FZ_TOMB);
+                if (x->content) {
+                        snprintf(path, sizeof(path), "%s/%s", fz.sess, x->name);
+                        CHECK(fz_same_bytes(path, x->content));
+                        CHECK(lstat(path, &st) == 0 && sess_ts_ns(&st.st_mtim) == FZ_NS(x->mtime_s));
+                }
+        }
+        closedir(d);
+        for (uint8_t fmt = PROTO_STATUS_TEXT; fmt <= PROTO_STATUS_READY; fmt++) {
+                proto_wr_init(&text);
+                (void)status_render(n, peers, fmt, &text);
+                fz_check_no_ids((const char *)text.buf, text.len);
+                proto_wr_free(&text);
+        }
+}

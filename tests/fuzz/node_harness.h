@@ -18,12 +18,14 @@
 struct loop_fd;
 struct loop_timer;
 struct node;
+struct peer;
 
 #define F_CHUNK 0x07u
 #define F_RAW 0x08u
 #define F_SHUT 0x10u
 #define F_PEER_C 0x20u
 #define F_OTHER 0x40u
+#define F_OUT 0x80u
 #define FZ_MAX_STEPS 400
 #define FZ_LOG_MAX (4u << 20)
 
@@ -57,6 +59,7 @@ struct fz_harness {
         int locked;                     /* the FZ_LOCKED file, held LOCK_EX */
         int other;                      /* F_OTHER: the same peer's older connection */
         bool other_eof;
+        int out_fd;                     /* F_OUT: the peer's end of the outbound channel (node_peer_ssh.c) */
         int ino;                        /* inotify on the session dir */
         struct loop_fd *ino_reg;
         bool eof;
@@ -67,6 +70,7 @@ struct fz_harness {
         /* what the stream holds (decoded by the harness, as the server would) */
         struct fz_sent *sent;
         size_t n_sent, cap_sent;
+        size_t n_inv;                   /* INV entries in the stream */
         bool mark_ambiguous;            /* the stream has its own PING with FZ_MARK_CLOCK */
         char nodes[8][PROTO_NODE_MAX + 1]; /* node names from RELAY/HELLO, quoted by refusals */
         size_t n_nodes;
@@ -91,6 +95,9 @@ void fz_check_session_dir(struct node *n);
 void fz_check_table_and_journal(struct node *n);
 void fz_check_outside(void);
 void fz_check_no_ids(const char *text, size_t len);
+/* F_OUT: what the node sent its peer, that sending changed nothing on
+ * disk, and what --status would show. */
+void fz_check_outbound(struct node *n, struct peer *const *peers);
 /* FUZZ_NODE_VERBOSE: the log, the replies, the table's counts. */
 void fz_show(long loglen);
 

@@ -23,6 +23,7 @@
 #define F_SHUT 0x10u
 #define F_PEER_C 0x20u
 #define F_OTHER 0x40u
+#define F_OUT 0x80u
 
 static const char *dir;
 static struct proto_wr wr;
@@ -174,6 +175,47 @@ static void status_req(uint8_t format) {
         put(&m);
 }
 
+/* F_OUT: the peer's answers on our own connection to it. At start the
+ * node sends FILE 0 (fixture 1), FILE 1 (fixture 0), DELETE 2 (the logout,
+ * fixture 6) to a peer whose inventory is empty. */
+static void ack(uint32_t ack_seq, size_t fixture, uint8_t status, uint8_t kind, uint64_t mtime_ns, uint64_t hash) {
+        struct proto_msg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = PROTO_ACK;
+        m.seq = seq++;
+        m.ack_seq = ack_seq;
+        snprintf(m.name, sizeof(m.name), "%s", fx(fixture));
+        m.status = status;
+        m.kind = kind;
+        m.ver.mtime_ns = mtime_ns;
+        m.ver.hash = hash;
+        put(&m);
+}
+
+static void inv_end(uint32_t count) {
+        struct proto_msg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = PROTO_INV_END;
+        m.count = count;
+        put(&m);
+}
+
+static void inv(void) {
+        const struct proto_ver newer = { FZ_NS(150), 99 }, same = { FZ_NS(fz_fixtures[1].mtime_s), fx_hash(1) };
+        const struct proto_ver tomb = { FZ_NS(350), 0 }, other = { FZ_NS(120), 5 };
+        size_t start = proto_inv_begin(&wr, seq++);
+
+        proto_inv_add(&wr, fx(0), PROTO_KIND_FILE, &newer);     /* it holds a newer one: wanted here */
+        proto_inv_add(&wr, fx(1), PROTO_KIND_FILE, &same);      /* the same: nothing to send */
+        proto_inv_add(&wr, fx(6), PROTO_KIND_DESTROY, &tomb);   /* a newer logout */
+        proto_inv_add(&wr, "sess_fzpeeronly01", PROTO_KIND_FILE, &other);   /* only there */
+        proto_inv_add(&wr, fx(2), PROTO_KIND_EXPIRE, &other);
+        if (proto_inv_end(&wr, start, 5) < 0)
+                failed = 1;
+}
+
 /* A life: created, changed by a delta, touched, logged out, a stale copy
  * refused, and the fixtures' own changes in between. */
 static void story(void) {
@@ -296,6 +338,27 @@ int main(int argc, char **argv) {
         begin(F_RAW), status_req(PROTO_STATUS_TEXT), save("raw_status_text");
         begin(F_RAW), status_req(PROTO_STATUS_JSON), save("raw_status_json");
         begin(F_RAW), status_req(PROTO_STATUS_READY), save("raw_status_ready");
+
+        begin(F_OUT), inv_end(0), ack(0, 1, PROTO_ST_OK, PROTO_KIND_FILE, FZ_NS(fz_fixtures[1].mtime_s), fx_hash(1)),
+                ack(1, 0, PROTO_ST_OK, PROTO_KIND_FILE, FZ_NS(fz_fixtures[0].mtime_s), fx_hash(0)),
+                ack(2, 6, PROTO_ST_OK, PROTO_KIND_DESTROY, FZ_NS(fz_fixtures[6].mtime_s), 0), save("out_acks");
+        begin(F_OUT | 0x02), inv_end(0), ack(0, 1, PROTO_ST_OK, PROTO_KIND_FILE, FZ_NS(fz_fixtures[1].mtime_s), fx_hash(1)),
+                ack(1, 0, PROTO_ST_OK, PROTO_KIND_FILE, FZ_NS(fz_fixtures[0].mtime_s), fx_hash(0)),
+                ack(2, 6, PROTO_ST_OK, PROTO_KIND_DESTROY, FZ_NS(fz_fixtures[6].mtime_s), 0), save("out_acks_in_8_byte_writes");
+        begin(F_OUT), inv_end(0), ack(0, 1, PROTO_ST_NEED_FULL, PROTO_KIND_FILE, 0, 0),
+                ack(1, 0, PROTO_ST_STALE, PROTO_KIND_FILE, FZ_NS(160), 77), ack(2, 6, PROTO_ST_REJECT, PROTO_KIND_FILE, 0, 0),
+                ack(3, 1, PROTO_ST_RETRY, PROTO_KIND_FILE, 0, 0), save("out_acks_refused");
+        begin(F_OUT), inv_end(0), ack(0, 1, PROTO_ST_BUSY, PROTO_KIND_FILE, 0, 0),
+                ack(1, 0, PROTO_ST_STALE, PROTO_KIND_EXPIRE, FZ_NS(fz_fixtures[0].mtime_s), fx_hash(0)), save("out_acks_busy");
+        begin(F_OUT), inv(), inv_end(5), save("out_inventory");   /* nothing to send: it holds all, or newer */
+        begin(F_OUT | F_PEER_C), inv(), inv_end(5), save("out_inventory_c");
+        begin(F_OUT), inv_end(0), ack(5, 1, PROTO_ST_OK, PROTO_KIND_FILE, 0, 0), save("out_ack_out_of_order");
+        begin(F_OUT), ack(0, 1, PROTO_ST_OK, PROTO_KIND_FILE, 0, 0), save("out_ack_before_inventory");
+        begin(F_OUT), inv_end(0), inv(), inv_end(5), simple(PROTO_PONG), simple(PROTO_PING), save("out_unexpected");
+        begin(F_OUT), inv_end(0), simple(PROTO_ERROR), save("out_error");
+        begin(F_OUT | F_RAW), hello("x", "a"), save("out_wrong_peer");
+        begin(F_OUT | F_RAW), hello("b", "z"), save("out_not_us");
+        begin(F_OUT | F_RAW), hello("b", "a"), inv_end(0), save("out_hello_old_clock");
 
         dict(argv[2]);
         proto_wr_free(&wr);
