@@ -58,6 +58,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -205,14 +206,36 @@ static void make_world(void) {
         close(fd);
 }
 
-static void rm_root(void) {
+static void rm_tree(const char *path) {
         char cmd[PATH_MAX + 16];
 
-        if (!fz.root[0])
-                return;
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fz.root);
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
         if (system(cmd) != 0)
-                fprintf(fz.err, "fuzz_node: could not remove %s\n", fz.root);
+                fprintf(fz.err, "fuzz_node: could not remove %s\n", path);
+}
+
+static void rm_root(void) {
+        if (fz.root[0])
+                rm_tree(fz.root);
+}
+
+/* libFuzzer often ends with _Exit (a crash, -runs, the time limit), which
+ * runs no atexit: a world is named by its process, and worlds of processes
+ * gone are removed by the next one to start here. */
+static void rm_dead_worlds(const char *tmp) {
+        DIR *d = opendir(tmp);
+        struct dirent *de;
+        char path[PATH_MAX];
+        int pid;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                if (sscanf(de->d_name, "sessync-fuzz.%d.", &pid) == 1 && pid > 0 && kill(pid, 0) < 0 && errno == ESRCH &&
+                    (size_t)snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name) < sizeof(path))
+                        rm_tree(path);
+        }
+        closedir(d);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -228,7 +251,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         fz.verbose = getenv("FUZZ_NODE_VERBOSE") != NULL;
         if (!tmp)
                 tmp = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
-        snprintf(fz.root, sizeof(fz.root), "%s/sessync-fuzz.XXXXXX", tmp);
+        rm_dead_worlds(tmp);
+        snprintf(fz.root, sizeof(fz.root), "%s/sessync-fuzz.%d.XXXXXX", tmp, (int)getpid());
         if (!mkdtemp(fz.root)) {
                 fprintf(stderr, "fuzz_node: mkdtemp in %s: %s\n", tmp, strerror(errno));
                 exit(1);
