@@ -27,7 +27,7 @@ UNIT_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all unit check demo bench install uninstall clean deps fuzz chaos
+.PHONY: all unit check demo bench install uninstall clean deps fuzz fuzz-long chaos
 all: sessyncd
 
 $(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
@@ -75,6 +75,14 @@ bench: all $(BENCH_BIN)
 
 fuzz: $(CORE_OBJ)
 	tests/fuzz/run
+
+# The long run (issue 10 asks 10^8 executions in all before a release): every
+# tests/fuzz/fuzz_*.c, FUZZ_SECONDS in all (default an hour) shared by the
+# targets, each on one process per core (FUZZ_JOBS), corpora kept in FUZZ_DIR
+# (default build/fuzz). Prints executions per target and the total; fails on
+# any crash, leak, timeout or OOM, naming the input.
+fuzz-long: $(CORE_OBJ)
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),3600) FUZZ_JOBS=$(or $(FUZZ_JOBS),$(shell nproc)) tests/fuzz/run
 
 install: $(BUILD)/sessyncd
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8

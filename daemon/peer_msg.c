@@ -29,8 +29,9 @@ int peer_msg_hello(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_
                 snprintf(why, PEER_WHY_MAX, "answered as if we were \"%s\"", m->to);
                 return -EPROTO;
         }
-        /* Their clock against the midpoint of our HELLO's round trip. */
-        skew_ms = ((int64_t)m->clock_ns - (int64_t)(p->hello_ns / 2 + now / 2)) / 1000000;
+        /* Their clock against the midpoint of our HELLO's round trip; the
+         * difference taken unsigned: their clock_ns may be anything. */
+        skew_ms = (int64_t)(m->clock_ns - (p->hello_ns / 2 + now / 2)) / 1000000;
         if ((uint64_t)(skew_ms < 0 ? -skew_ms : skew_ms) > p->conf->clock_skew_warn_ms)
                 log_warn("peer \"%s\": clock differs from ours by %lld ms (over clock_skew_warn): versions are "
                          "mtimes, so keep clocks in sync (NTP)", peer_name(p), (long long)skew_ms);
