@@ -104,7 +104,8 @@ static void conn_pump(struct server_conn *c) {
                         resume_later(c);
                         break;
                 }
-                r = wire_next(c->in.buf + c->in_off, c->in.len - c->in_off, cap, &m, &flen);
+                /* in.buf is NULL until the first read (NULL + 0 is undefined) */
+                r = wire_next(c->in.buf ? c->in.buf + c->in_off : NULL, c->in.len - c->in_off, cap, &m, &flen);
                 if (r < 0) {
                         server_refuse(c, r == -EMSGSIZE && cap == SRV_SMALL_FRAME
                                           ? "frame over the limit before the handshake"
