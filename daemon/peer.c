@@ -175,13 +175,27 @@ down:
         return r;
 }
 
+/* The remote's stderr (sshd, the shell, the relay) is logged, at most
+ * PEER_ERR_LINES lines per PEER_ERR_MS and then a count: a hostile peer
+ * could write it as fast as the channel goes. last_error has the last. */
 static void stderr_line(void *ctx, const char *line) {
         struct peer *p = ctx;
+        uint64_t now = loop_clock_ms();
         char clean[400];
 
         log_clean(clean, sizeof(clean), line, strlen(line));
-        log_warn("peer \"%s\": remote: %s", peer_name(p), clean);
         snprintf(p->last_error, sizeof(p->last_error), "remote: %s", clean);
+        if (!p->err_ms || now - p->err_ms >= PEER_ERR_MS) {
+                if (p->err_quiet)
+                        log_warn("peer \"%s\": %llu more lines from the remote not logged", peer_name(p),
+                                 (unsigned long long)p->err_quiet);
+                p->err_ms = now;
+                p->err_lines = p->err_quiet = 0;
+        }
+        if (p->err_lines++ < PEER_ERR_LINES)
+                log_warn("peer \"%s\": remote: %s", peer_name(p), clean);
+        else
+                p->err_quiet++;
 }
 
 static void send_hello(struct peer *p) {

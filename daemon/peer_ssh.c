@@ -509,11 +509,13 @@ ssize_t peer_ssh_write(struct peer_ssh *s, const void *buf, size_t len) {
 
 void peer_ssh_stderr(struct peer_ssh *s, void (*line_cb)(void *ctx, const char *line), void *ctx) {
         char buf[1024];
+        size_t budget = 64u << 10;   /* a peer that floods it must not hold the loop */
         ssize_t n;
 
         if (!s->ch)
                 return;
-        while ((n = libssh2_channel_read_stderr(s->ch, buf, sizeof(buf))) > 0) {
+        while (budget >= sizeof(buf) && (n = libssh2_channel_read_stderr(s->ch, buf, sizeof(buf))) > 0) {
+                budget -= (size_t)n;
                 for (ssize_t i = 0; i < n; i++) {
                         if (buf[i] == '\n' || s->errlen == sizeof(s->errline) - 1) {
                                 s->errline[s->errlen] = 0;

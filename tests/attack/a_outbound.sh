@@ -36,6 +36,7 @@ done
 hwm=$(awk '/VmHWM/{print $2}' "/proc/$pid/status" 2>/dev/null)
 echo "# VmHWM=${hwm:-dead}kB worst --status ${max_st} ms"
 grep -E 'ready|peer "n2"' "$(node_log 1)" | tail -5 | sed 's/^/# log: /'
+echo "# n1 daemon.log: $(wc -l <"$(node_log 1)") lines, $(wc -c <"$(node_log 1)") bytes"
 check "n1 alive" daemon_running 1
 check "n1 VmHWM under 320 MiB: one inventory of 1M entries (${hwm:-?} kB)" test "${hwm:-999999999}" -lt 327680
 check "--status under 2 s (worst ${max_st} ms)" test "$max_st" -lt 2000

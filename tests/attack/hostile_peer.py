@@ -8,6 +8,8 @@ the receiver's side of proto/PROTOCOL.md on stdin/stdout.
     hostile_peer.py pong FROM TO   answer HELLO and an empty inventory, then
                                    PONG frames as fast as the channel takes
                                    them (never reading our pushes)
+    hostile_peer.py stderr FROM TO answer HELLO and an empty inventory, then
+                                   lines on stderr forever
 FROM is the hostile node's name (the peer), TO ours.
 """
 import os
@@ -59,6 +61,12 @@ def main():
     if mode == "inv":
         for f in inv_frames(time.time_ns()):
             out.write(f)
+    elif mode == "stderr":
+        out.write(frame(T_INV_END, 0, struct.pack(">I", 0)))
+        err = os.fdopen(2, "wb", buffering=0)
+        line = b"x" * 300 + b"\n"
+        while True:
+            err.write(line * 1000)
     elif mode == "pong":
         out.write(frame(T_INV_END, 0, struct.pack(">I", 0)))
         pong = frame(T_PONG, 0, struct.pack(">QQ", 0, time.time_ns()))
