@@ -97,7 +97,13 @@ static int write_out(struct peer *p) {
 /* HELLO checked: the peer's inventory follows. */
 static void to_inv(struct peer *p) {
         p->state = PEER_INV;
+        p->inv_entries = 0;
         node_catchup_begin(p->node, p->idx);
+        /* The names the last, unfinished, inventory made this node remember
+         * (only that peer held them) are wanted no more: drop them now, not
+         * at the next housekeeping, or a peer that reconnects with new names
+         * each time adds a whole inventory of entries at each connect. */
+        node_expire_tombs(p->node);
 }
 
 /* INV_END of the first catch-up: the connection is up. */
@@ -169,13 +175,27 @@ down:
         return r;
 }
 
+/* The remote's stderr (sshd, the shell, the relay) is logged, at most
+ * PEER_ERR_LINES lines per PEER_ERR_MS and then a count: a hostile peer
+ * could write it as fast as the channel goes. last_error has the last. */
 static void stderr_line(void *ctx, const char *line) {
         struct peer *p = ctx;
+        uint64_t now = loop_clock_ms();
         char clean[400];
 
         log_clean(clean, sizeof(clean), line, strlen(line));
-        log_warn("peer \"%s\": remote: %s", peer_name(p), clean);
         snprintf(p->last_error, sizeof(p->last_error), "remote: %s", clean);
+        if (!p->err_ms || now - p->err_ms >= PEER_ERR_MS) {
+                if (p->err_quiet)
+                        log_warn("peer \"%s\": %llu more lines from the remote not logged", peer_name(p),
+                                 (unsigned long long)p->err_quiet);
+                p->err_ms = now;
+                p->err_lines = p->err_quiet = 0;
+        }
+        if (p->err_lines++ < PEER_ERR_LINES)
+                log_warn("peer \"%s\": remote: %s", peer_name(p), clean);
+        else
+                p->err_quiet++;
 }
 
 static void send_hello(struct peer *p) {
@@ -190,14 +210,21 @@ static void send_hello(struct peer *p) {
         p->last_rx_ms = loop_clock_ms();
 }
 
-static int read_in(struct peer *p) {
+/* Read and dispatch until the channel has nothing more (0) or *budget
+ * bytes are read (1: the caller comes back soon); <0 once down. A peer that sends faster
+ * than we handle would otherwise hold the loop here for good, and with it
+ * --status, the socket and every other peer (docs/DESIGN.md "Bounds"). */
+static int read_in(struct peer *p, size_t *budget) {
         const char *why = NULL;
         char buf[64 * 1024];
         int r;
 
         for (;;) {
-                ssize_t n = peer_ssh_read(p->ssh, buf, sizeof(buf));
+                ssize_t n;
 
+                if (*budget == 0)
+                        return 1;
+                n = peer_ssh_read(p->ssh, buf, sizeof(buf) < *budget ? sizeof(buf) : *budget);
                 if (n == -EAGAIN)
                         return 0;
                 if (n < 0) {
@@ -210,6 +237,7 @@ static int read_in(struct peer *p) {
                         return -ECONNRESET;
                 }
                 p->rx_bytes += (size_t)n;
+                *budget -= (size_t)n;
                 proto_put_bytes(&p->in, buf, (size_t)n);
                 if (proto_wr_error(&p->in) || p->in.len > PEER_IN_MAX) {
                         peer_down(p, "out of memory buffering input");
@@ -230,6 +258,7 @@ static int read_in(struct peer *p) {
 }
 
 static void drive(struct peer *p) {
+        size_t budget = PEER_SHARE_BYTES;
         int r;
 
         if (p->state == PEER_DOWN)
@@ -249,7 +278,7 @@ static void drive(struct peer *p) {
         for (int pass = 0; p->state >= PEER_HELLO && pass < 8; pass++) {
                 size_t before = p->rx_bytes;
 
-                if (read_in(p) < 0)
+                if ((r = read_in(p, &budget)) < 0)
                         return;
                 peer_ssh_stderr(p->ssh, stderr_line, p);
                 if ((r = write_out(p)) < 0) {
@@ -259,6 +288,10 @@ static void drive(struct peer *p) {
                 if (p->rx_bytes == before)
                         break;
         }
+        /* What is left may sit in libssh2's buffer, where epoll does not
+         * see it: the timer comes back for it at once, after the others. */
+        if (budget == 0 && p->state >= PEER_HELLO)
+                loop_timer_arm_sooner(p->loop, p->timer, 0);
         if ((r = rearm(p)) < 0) {
                 char why[128];
 
@@ -299,6 +332,7 @@ static void resync(struct peer *p) {
 
         peer_queue(p, &m);
         node_catchup_begin(p->node, p->idx);
+        p->inv_entries = 0;
         p->resyncing = true;
         p->last_resync_ms = loop_clock_ms();
 }

@@ -22,6 +22,10 @@ struct peer_ssh;
 #define PEER_WINDOW 256                 /* unacknowledged frames */
 #define PEER_OUT_MAX (4u << 20)         /* stop filling the output beyond this */
 #define PEER_IN_MAX (PROTO_FRAME_MAX + (64u << 10))
+#define PEER_SHARE_BYTES (256u << 10)   /* read per drive(), then the loop goes on */
+#define PEER_ERR_LINES 20                /* remote stderr lines logged per PEER_ERR_MS */
+#define PEER_ERR_MS 10000
+#define PEER_INV_ENTRIES_MAX (1u << 20) /* entries in one inventory: 20 times a big node's */
 #define PEER_PING_MS 5000
 #define PEER_DEAD_MS 20000              /* silence after which the link is dead */
 #define PEER_CONNECT_MS 15000
@@ -45,6 +49,9 @@ struct peer {
         size_t rx_bytes;                /* read from the channel, ever */
         uint64_t last_resync_ms;
         bool resyncing;                 /* INV_REQ sent, INV_END not yet back */
+        size_t inv_entries;             /* in the running inventory so far */
+        uint64_t err_ms;                /* remote stderr: this period began then, */
+        uint64_t err_lines, err_quiet;  /* lines in it, and those not logged */
         struct proto_wr in, out;
         uint32_t seq;
         uint64_t sent_ms[PEER_WINDOW];  /* ring: send time of each frame in flight */

@@ -44,6 +44,15 @@ int peer_msg_inv(struct peer *p, const struct proto_msg *m, char why[PEER_WHY_MA
         uint32_t left = m->count;
         int r;
 
+        /* An inventory ends with INV_END, but a peer may never send it: each
+         * entry costs a lookup, and while this node is not ready a name only
+         * the peer holds costs an entry in the table (docs/DESIGN.md
+         * "Bounds"). */
+        p->inv_entries += m->count;
+        if (p->inv_entries > PEER_INV_ENTRIES_MAX) {
+                snprintf(why, PEER_WHY_MAX, "inventory of more than %u entries", PEER_INV_ENTRIES_MAX);
+                return -EMSGSIZE;
+        }
         proto_rd_init(&rd, m->data, m->data_len);
         while ((r = proto_inv_next(&rd, &left, &ie)) > 0)
                 node_catchup_entry(p->node, p->idx, &ie);

@@ -184,7 +184,7 @@ static int step_connect(struct peer_ssh *s) {
 /* docs/DESIGN.md "Peers and keys": what we offer is OpenSSH's current
  * client defaults without SHA-1, CBC, arcfour, 3DES or MD5, and without
  * chacha20-poly1305 and the -etm MACs, which Terrapin (CVE-2023-48795) can
- * truncate when strict KEX is not negotiated. libssh2_session_method_pref()
+ * truncate when strict KEX is not negotiated. method_pref() below
  * drops the names the linked libssh2 does not implement (1.10: no
  * sntrup/mlkem, no GCM, no strict KEX), and fails only if none is left.
  * The two pseudo-algorithms at the end of the KEX list turn on server
@@ -229,6 +229,38 @@ static void hostkey_prefs(unsigned types, char *buf, size_t size) {
         }
 }
 
+/* libssh2_session_method_pref() with only the names this libssh2
+ * implements: 1.10 drops the others itself with an overlapping memcpy()
+ * (undefined behaviour: ASan aborts at the first connect, and a memcpy
+ * that copies backwards would garble the list we offer). <0 if none is
+ * left or libssh2 fails. */
+static int method_pref(LIBSSH2_SESSION *ssh, int method, const char *algos) {
+        char buf[1024];
+        const char **have = NULL;
+        size_t len = 0;
+        int n, r;
+
+        n = libssh2_session_supported_algs(ssh, method, &have);
+        if (n < 0)
+                return n;
+        buf[0] = 0;
+        for (const char *p = algos; *p;) {
+                size_t l = strcspn(p, ",");
+
+                for (int i = 0; i < n; i++) {
+                        if (strlen(have[i]) == l && memcmp(have[i], p, l) == 0 && len + l + 2 < sizeof(buf)) {
+                                len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%.*s", len ? "," : "",
+                                                        (int)l, p);
+                                break;
+                        }
+                }
+                p += l + (p[l] == ',');
+        }
+        libssh2_free(ssh, have);
+        r = buf[0] ? libssh2_session_method_pref(ssh, method, buf) : LIBSSH2_ERROR_METHOD_NOT_SUPPORTED;
+        return r < 0 ? r : 0;
+}
+
 static int set_prefs(struct peer_ssh *s) {
         static const struct {
                 int method;
@@ -246,7 +278,7 @@ static int set_prefs(struct peer_ssh *s) {
         int r;
 
         for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-                if (libssh2_session_method_pref(s->ssh, fixed[i].method, fixed[i].algos) < 0)
+                if (method_pref(s->ssh, fixed[i].method, fixed[i].algos) < 0)
                         return fail(s, "libssh2 %s implements no %s algorithm sessyncd accepts (%s)",
                                     libssh2_version(0), fixed[i].what, fixed[i].algos);
         r = knownhosts_check(s->kh, s->kh_len, s->cp->host, s->cp->port, NULL, 0, &res);
@@ -254,7 +286,7 @@ static int set_prefs(struct peer_ssh *s) {
                 return fail(s, "cannot look %s up in known_hosts \"%s\": %s", s->name, s->conf->known_hosts,
                             strerror(-r));
         hostkey_prefs(res.types, hostkeys, sizeof(hostkeys));
-        if (!hostkeys[0] || libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, hostkeys) < 0)
+        if (!hostkeys[0] || method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, hostkeys) < 0)
                 return fail(s, "known_hosts \"%s\" holds for %s only keys libssh2 %s cannot check without SHA-1 "
                                "or DSA (%s): refusing; add its ed25519 or ECDSA key (ssh-keyscan -t ed25519)",
                             s->conf->known_hosts, s->name, libssh2_version(0), hostkeys[0] ? hostkeys : "ssh-dss");
@@ -485,11 +517,13 @@ ssize_t peer_ssh_write(struct peer_ssh *s, const void *buf, size_t len) {
 
 void peer_ssh_stderr(struct peer_ssh *s, void (*line_cb)(void *ctx, const char *line), void *ctx) {
         char buf[1024];
+        size_t budget = 64u << 10;   /* a peer that floods it must not hold the loop */
         ssize_t n;
 
         if (!s->ch)
                 return;
-        while ((n = libssh2_channel_read_stderr(s->ch, buf, sizeof(buf))) > 0) {
+        while (budget >= sizeof(buf) && (n = libssh2_channel_read_stderr(s->ch, buf, sizeof(buf))) > 0) {
+                budget -= (size_t)n;
                 for (ssize_t i = 0; i < n; i++) {
                         if (buf[i] == '\n' || s->errlen == sizeof(s->errline) - 1) {
                                 s->errline[s->errlen] = 0;
