@@ -27,7 +27,7 @@ UNIT_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all unit check demo bench install uninstall clean deps fuzz
+.PHONY: all unit check demo bench bench-deps install uninstall clean deps fuzz
 all: sessyncd
 
 $(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
@@ -65,8 +65,12 @@ deps:
 demo: deps all
 	tests/demo
 
-bench: all $(BENCH_BIN)
+# Never part of check: figures, not pass/fail (bench/run says what runs).
+bench: all $(BENCH_BIN) bench-deps
 	bench/run
+
+bench-deps:
+	@bench/deps
 
 fuzz: $(CORE_OBJ)
 	tests/fuzz/run
