@@ -17,9 +17,10 @@
 # With 3 nodes, N >= 100000: the RSS of every daemon once n1's has started
 # on the result and is ready (origin / replicas).
 #
-# BENCH_PROFILE=perf (perf record -a -g) or =strace (strace -c -f of the
-# CLI, of n2's daemon and of n2's sshd with its relay) around the sessync
-# drain; outputs in $BENCH_OUT (default $T, kept with KEEP=1).
+# BENCH_PROFILE=perf or =strace (bench/lib_bench.sh prof_start; strace -c -f
+# of the CLI, of n2's daemon and of n2's sshd, which follows it into the
+# connection and the relay) around the sessync drain; outputs in $BENCH_OUT
+# (default $T, kept with KEEP=1).
 # shellcheck disable=SC2317  # helpers run through wait_until
 set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -126,43 +127,11 @@ rsync_all() {
 	echo "$((t1 - t0)) $((c1 - c0)) $((b1 - b0)) $ok"
 }
 
-prof_pids=()
-profile_start() {
-	case ${BENCH_PROFILE:-} in
-	perf)
-		perf record -a -g -o "$OUT/perf.drain.$TAG" >/dev/null 2>&1 &
-		prof_pids+=($!)
-		sleep 0.5
-		;;
-	strace)
-		strace -c -f -o "$OUT/strace.drain.$TAG.daemon-n2" -p "$(daemon_pid 2)" 2>/dev/null &
-		prof_pids+=($!)
-		strace -c -f -o "$OUT/strace.drain.$TAG.sshd-n2-relay" -p "$(cat "$T/n2/sshd/pid")" 2>/dev/null &
-		prof_pids+=($!)
-		sleep 0.5
-		;;
-	esac
-}
-profile_stop() {
-	local p
-	for p in "${prof_pids[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	prof_pids=()
-	if [[ ${BENCH_PROFILE:-} == perf ]]; then
-		perf report -i "$OUT/perf.drain.$TAG" --stdio --no-children --sort comm,dso -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -25 >"$OUT/perf.drain.$TAG.by-dso.txt"
-		perf report -i "$OUT/perf.drain.$TAG" --stdio --no-children --comm sessyncd --sort sym -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -60 >"$OUT/perf.drain.$TAG.sessyncd-syms.txt"
-		perf report -i "$OUT/perf.drain.$TAG" --stdio --no-children --comm sshd --sort sym -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -30 >"$OUT/perf.drain.$TAG.sshd-syms.txt"
-		echo "   profile: $OUT/perf.drain.$TAG*.txt"
-	fi
-}
-
 # sessync_drain: "ms cpu_us bytes ok" and the CLI's lines in $T/fullsync.out.
 sessync_drain() {
 	local t0 t1 c0 c1 b0 b1 ok=1 rc i pre=()
 	b0=$(proxy_bytes_settled)
-	profile_start
+	prof_start "drain.$TAG" "$(daemon_pid 2)" "$(cat "$T/n2/sshd/pid")"
 	[[ ${BENCH_PROFILE:-} == strace ]] && pre=(strace -c -f -o "$OUT/strace.drain.$TAG.cli")
 	c0=$(cg_total_usec)
 	t0=$(now_ms)
@@ -170,7 +139,7 @@ sessync_drain() {
 	rc=$?
 	t1=$(now_ms)
 	c1=$(cg_total_usec)
-	profile_stop
+	prof_stop "drain.$TAG"
 	b1=$(proxy_bytes_settled)
 	((rc == 0)) || ok=0
 	for ((i = 2; i <= NODES; i++)); do

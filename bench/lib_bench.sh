@@ -232,3 +232,49 @@ bench_exit() {
 	cg_cleanup
 	exit "$rc"
 }
+
+# ---------------------------------------------------------------- profiles
+
+# BENCH_PROFILE=perf: prof_start NAME records every CPU with call graphs and
+# each sample's cgroup; prof_stop NAME writes, for this run's node cgroups
+# only (the machine may be shared), the share of samples by node and
+# process, by process and library, and by process and symbol, as per cent
+# of this run's samples: $BENCH_OUT/perf.NAME.txt.
+# BENCH_PROFILE=strace: prof_start NAME PID... runs strace -c -f on each
+# PID (one summary per PID: $BENCH_OUT/strace.NAME.PID).
+_prof_pids=()
+prof_start() {
+	local name=$1 p
+	shift
+	case ${BENCH_PROFILE:-} in
+	perf)
+		perf record -a -g --all-cgroups -F 499 -o "$OUT/perf.$name" >/dev/null 2>&1 &
+		_prof_pids+=($!)
+		;;
+	strace)
+		for p in "$@"; do
+			strace -c -f -o "$OUT/strace.$name.$p.$(tr '\0' ' ' <"/proc/$p/cmdline" | awk '{print $NF}' | tr -c 'a-zA-Z0-9\n' _ | cut -c1-20)" -p "$p" 2>/dev/null &
+			_prof_pids+=($!)
+		done
+		;;
+	*) return 0 ;;
+	esac
+	sleep 0.5
+}
+prof_stop() {
+	local name=$1 p cg
+	for p in "${_prof_pids[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	_prof_pids=()
+	[[ ${BENCH_PROFILE:-} == perf && -f $OUT/perf.$name ]] || return 0
+	cg=${_cg_root##*/}
+	{
+		for sort in cgroup,comm cgroup,comm,dso cgroup,comm,sym; do
+			echo "-- by $sort, per cent of this run's samples"
+			perf report -i "$OUT/perf.$name" --stdio --no-children --sort "$sort" -g none 2>/dev/null |
+				grep -F "$cg" | sed "s|/[^ ]*$cg/||" |
+				awk '{ p = $1; sub("%", "", p); $1 = ""; v[NR] = p; l[NR] = $0; t += p }
+				     END { for (i = 1; i <= NR && i <= 60; i++) printf "%6.2f%% %s\n", 100 * v[i] / t, l[i] }'
+		done
+	} >"$OUT/perf.$name.txt"
+	echo "   profile: $OUT/perf.$name.txt"
+}

@@ -17,9 +17,10 @@
 # payload of every connection to a node's sshd, both ways / writes / 2.
 # For sessync also the daemon's own counters (frames sent, bytes_sent).
 #
-# BENCH_PROFILE=perf (perf record -a -g) or =strace (strace -c -f of n1's
-# daemon and of n2's daemon, sshd and relay) around sessync's window at the
-# highest rate; outputs in $BENCH_OUT (default $T, kept with KEEP=1).
+# BENCH_PROFILE=perf or =strace (bench/lib_bench.sh prof_start: strace -c
+# -f of n1's and n2's daemon, n2's sshd, its connections and relays) around
+# sessync's window at the highest rate; outputs in $BENCH_OUT (default $T,
+# kept with KEEP=1).
 # shellcheck disable=SC2317  # helpers run through wait_until
 set -u -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,41 +75,6 @@ wait_until 60 have_all "$(node_sessions 2)" && wait_until 60 have_all "$(node_se
 echo "== steady replication, $NS PHP-style sessions of ~4.8 KB, small changes, n1 -> 2 peers (bench/steady.sh)"
 echo "   columns: offered/achieved writes/s; latency p50/p99/max ms over every (write, peer); lost; CPU per update (all processes of all 3 nodes); bytes per update per peer on the wire"
 
-prof_pids=()
-profile_start() {
-	case ${BENCH_PROFILE:-} in
-	perf)
-		perf record -a -g -o "$OUT/perf.steady.$1" >/dev/null 2>&1 &
-		prof_pids+=($!)
-		;;
-	strace)
-		strace -c -f -o "$OUT/strace.steady.$1.daemon-n1" -p "$(daemon_pid 1)" 2>/dev/null &
-		prof_pids+=($!)
-		strace -c -f -o "$OUT/strace.steady.$1.daemon-n2" -p "$(daemon_pid 2)" 2>/dev/null &
-		prof_pids+=($!)
-		strace -c -f -o "$OUT/strace.steady.$1.sshd-n2-relay" -p "$(cat "$T/n2/sshd/pid")" \
-			$(_it_descendants "$(cat "$T/n2/sshd/pid")" | sed 's/^/-p /') 2>/dev/null &
-		prof_pids+=($!)
-		;;
-	*) return ;;
-	esac
-	sleep 0.5
-}
-profile_stop() {
-	local p
-	for p in "${prof_pids[@]}"; do kill -INT "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	prof_pids=()
-	if [[ ${BENCH_PROFILE:-} == perf ]]; then
-		perf report -i "$OUT/perf.steady.$1" --stdio --no-children --sort comm,dso -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -25 >"$OUT/perf.steady.$1.by-dso.txt"
-		perf report -i "$OUT/perf.steady.$1" --stdio --no-children --comm sessyncd --sort sym -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -60 >"$OUT/perf.steady.$1.sessyncd-syms.txt"
-		perf report -i "$OUT/perf.steady.$1" --stdio --no-children --comm sshd --sort sym -g none 2>/dev/null |
-			grep -E '^ +[0-9.]+%' | head -30 >"$OUT/perf.steady.$1.sshd-syms.txt"
-		echo "   profile: $OUT/perf.steady.$1*.txt"
-	fi
-}
-
 round=0
 # window SYSTEM RATE IDLE_CMD DST...: one rate; prints the row, records it.
 window() {
@@ -119,13 +85,13 @@ window() {
 	[[ $sys == sessync && $rate == "${RATES##* }" && -n ${BENCH_PROFILE:-} ]] && prof=1
 	[[ $sys == sessync ]] && read -r -a f0 <<<"$(n1_counters)"
 	w0=$(wire_bytes)
-	[[ -n $prof ]] && profile_start "$rate"
+	[[ -n $prof ]] && prof_start "steady.$rate" "$(daemon_pid 1)" "$(daemon_pid 2)" "$(cat "$T/n2/sshd/pid")" $(_it_descendants "$(cat "$T/n2/sshd/pid")")
 	c0=$(cg_total_usec)
 	out=$("$GEN" run "$(if [[ $sys == sessync ]]; then node_sessions 1; else echo "$T/n1/comp"; fi)" \
 		"$NS" "$rate" "$secs" "$((round * 1000000000))" "$@")
 	wait_until 15 "$idle"
 	c1=$(cg_total_usec)
-	[[ -n $prof ]] && profile_stop "$rate"
+	[[ -n $prof ]] && prof_stop "steady.$rate"
 	w1=$(wire_bytes)
 	local -A v=()
 	local kv
