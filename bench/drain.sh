@@ -7,9 +7,10 @@
 # each way (no netem on these machines). Called by bench/run; figures, not
 # pass/fail. Results go to $BENCH_RESULTS as "drain.TAG.KEY VALUE".
 #
-# Order: rsync, sessync, rsync again (into emptied dirs), so load drifting
-# on a shared machine shows as two rsync figures; the ratio is sessync over
-# their mean. Peers' daemons run; n1's does not (the maintenance case: a
+# Order: rsync, sessync, rsync, sessync (each into emptied dirs: before the
+# second sessync drain the peers' dirs are emptied as by a reboot), so load
+# drifting on a shared machine shows as two figures each; the ratio is of
+# the means. A profile (BENCH_PROFILE) covers the first sessync drain. Peers' daemons run; n1's does not (the maintenance case: a
 # node drains before it goes down). The targets are empty tmpfs dirs.
 # CPU: the growth of every node's cgroup (bench/lib_bench.sh), i.e. the CLI,
 # the relays, both sshds and the peers' daemons; rsync's client, ssh, sshd
@@ -148,25 +149,40 @@ sessync_drain() {
 	echo "$((t1 - t0)) $((c1 - c0)) $((b1 - b0)) $ok"
 }
 
+# empty_peers: the peers' session dirs emptied, as after a reboot (tmpfs),
+# so the next drain has everything to send again.
+empty_peers() {
+	local i
+	for ((i = 2; i <= NODES; i++)); do daemon_stop "$i" >/dev/null; done
+	for ((i = 2; i <= NODES; i++)); do node_reboot "$i"; done
+	for ((i = 2; i <= NODES; i++)); do daemon_start_cg "$i" >/dev/null || it_abort "daemon n$i did not restart"; done
+}
+
 read -r r1_ms r1_cpu r1_b r1_ok <<<"$(rsync_all)"
-read -r s_ms s_cpu s_b s_ok <<<"$(sessync_drain)"
-read -r r2_ms r2_cpu r2_b r2_ok <<<"$(rsync_all)"
-peers=$((NODES - 1))
+read -r s1_ms s1_cpu s1_b s1_ok <<<"$(sessync_drain)"
 sed 's/^/   sessyncd: /' "$T/fullsync.out"
 [[ -s $T/fullsync.err ]] && tail -n 3 "$T/fullsync.err" | sed 's/^/   sessyncd stderr: /'
-((s_ok)) || echo "   SESSYNC DRAIN INCOMPLETE: a peer's dir differs from n1's"
+read -r r2_ms r2_cpu r2_b r2_ok <<<"$(rsync_all)"
+empty_peers
+read -r s2_ms s2_cpu s2_b s2_ok <<<"$(BENCH_PROFILE="" sessync_drain)"
+peers=$((NODES - 1))
+((s1_ok && s2_ok)) || echo "   SESSYNC DRAIN INCOMPLETE: a peer's dir differs from n1's"
 ((r1_ok && r2_ok)) || { echo "   RSYNC INCOMPLETE:"; tail -n 3 "$T/rsync.err" | sed 's/^/     /'; }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 rs_mean=$(((r1_ms + r2_ms) / 2))
-echo "   sessync --full-sync: ${s_ms} ms; CPU ${s_cpu} us = $(per "$s_cpu" $((N * peers))) us per file per peer"
-echo "   rsync -a x$peers in parallel: ${r1_ms} ms before, ${r2_ms} ms after; CPU $(per "$r1_cpu" $((N * peers))) / $(per "$r2_cpu" $((N * peers))) us per file per peer"
-((RTT > 0)) && echo "   bytes through the delay line: sessync ${s_b} ($(per "$s_b" $((N * peers))) per file per peer), rsync ${r1_b} / ${r2_b}"
-echo "   ratio sessync / rsync (mean): $(per "$s_ms" "$rs_mean")"
-bench_result "drain.$TAG.sessync_ms $s_ms"
+s_mean=$(((s1_ms + s2_ms) / 2))
+fpp=$((N * peers))
+echo "   order: rsync, sessync, rsync, sessync (peers emptied as by a reboot before the second)"
+echo "   sessync --full-sync: ${s1_ms} ms, ${s2_ms} ms; CPU $(per "$s1_cpu" $fpp) / $(per "$s2_cpu" $fpp) us per file per peer"
+echo "   rsync -a x$peers in parallel: ${r1_ms} ms, ${r2_ms} ms; CPU $(per "$r1_cpu" $fpp) / $(per "$r2_cpu" $fpp) us per file per peer"
+((RTT > 0)) && echo "   bytes through the delay line per file per peer: sessync $(per "$s1_b" $fpp) / $(per "$s2_b" $fpp), rsync $(per "$r1_b" $fpp) / $(per "$r2_b" $fpp)"
+echo "   ratio sessync / rsync (means): $(per "$s_mean" "$rs_mean")"
+bench_result "drain.$TAG.size $N $peers $RTT"
+bench_result "drain.$TAG.sessync_ms $s1_ms $s2_ms"
 bench_result "drain.$TAG.rsync_ms $r1_ms $r2_ms"
-bench_result "drain.$TAG.ok $s_ok $r1_ok $r2_ok"
-bench_result "drain.$TAG.cpu_per_file_us $(per "$s_cpu" $((N * peers))) $(per "$(((r1_cpu + r2_cpu) / 2))" $((N * peers)))"
-((RTT > 0)) && bench_result "drain.$TAG.bytes_per_file $(per "$s_b" $((N * peers))) $(per "$(((r1_b + r2_b) / 2))" $((N * peers)))"
+bench_result "drain.$TAG.ok $((s1_ok && s2_ok)) $((r1_ok && r2_ok))"
+bench_result "drain.$TAG.cpu_per_file_us $(per $(((s1_cpu + s2_cpu) / 2)) $fpp) $(per $(((r1_cpu + r2_cpu) / 2)) $fpp)"
+((RTT > 0)) && bench_result "drain.$TAG.bytes_per_file $(per $(((s1_b + s2_b) / 2)) $fpp) $(per $(((r1_b + r2_b) / 2)) $fpp)"
 
 if ((NODES >= 3 && N >= 100000)); then
 	daemon_start_cg 1 >/dev/null || it_abort "n1's daemon did not start"

@@ -276,5 +276,5 @@ prof_stop() {
 				     END { for (i = 1; i <= NR && i <= 60; i++) printf "%6.2f%% %s\n", 100 * v[i] / t, l[i] }'
 		done
 	} >"$OUT/perf.$name.txt"
-	echo "   profile: $OUT/perf.$name.txt"
+	echo "   profile: $OUT/perf.$name.txt" >&2
 }

@@ -3,7 +3,8 @@
 # peers (3 nodes on loopback, sshd + sessyncd each, session dirs on tmpfs),
 # then the same load through the competitor the issue measured: inotifywait
 # + rsync over one multiplexed ssh per peer (bench/comp_sync.py, lsyncd's way
-# of working), over the same sshds. Called by bench/run; figures, not
+# of working), over the same sshds, and then by lsyncd itself if installed
+# (BENCH_LSYNCD=0 skips it). Called by bench/run; figures, not
 # pass/fail. Results go to $BENCH_RESULTS as "steady.SYSTEM.RATE KEY=VALUE...".
 #
 # Load: bench/bench_steady, STEADY_SESSIONS (10,000) PHP-style sessions of
@@ -19,7 +20,7 @@
 #
 # BENCH_PROFILE=perf or =strace (bench/lib_bench.sh prof_start: strace -c
 # -f of n1's and n2's daemon, n2's sshd, its connections and relays) around
-# sessync's window at the highest rate; outputs in $BENCH_OUT (default $T,
+# sessync's window at the highest rate (or at each of BENCH_PROFILE_RATES); outputs in $BENCH_OUT (default $T,
 # kept with KEEP=1).
 # shellcheck disable=SC2317  # helpers run through wait_until
 set -u -o pipefail
@@ -82,7 +83,7 @@ window() {
 	shift 3
 	secs=${STEADY_SECS:-$((rate <= 1000 ? 10 : 5))}
 	round=$((round + 1))
-	[[ $sys == sessync && $rate == "${RATES##* }" && -n ${BENCH_PROFILE:-} ]] && prof=1
+	[[ $sys == sessync && -n ${BENCH_PROFILE:-} && " ${BENCH_PROFILE_RATES:-${RATES##* }} " == *" $rate "* ]] && prof=1
 	[[ $sys == sessync ]] && read -r -a f0 <<<"$(n1_counters)"
 	w0=$(wire_bytes)
 	[[ -n $prof ]] && prof_start "steady.$rate" "$(daemon_pid 1)" "$(daemon_pid 2)" "$(cat "$T/n2/sshd/pid")" $(_it_descendants "$(cat "$T/n2/sshd/pid")")
@@ -130,7 +131,8 @@ for i in 2 3; do
 done
 cg_run 1 python3 "$here/comp_sync.py" "$T/n1/comp" "$T/comp.status" \
 	"${ssh_of[2]}:$T/n2/comp" "${ssh_of[3]}:$T/n3/comp" 2>"$T/comp.err" &
-it_track_pid "$!"
+comp_pid=$!
+it_track_pid "$comp_pid"
 sleep 1
 comp_last=""
 comp_idle() {
@@ -146,4 +148,42 @@ for rate in $RATES; do
 	window rsync "$rate" comp_idle "$T/n2/comp" "$T/n3/comp"
 done
 [[ -s $T/comp.err ]] && tail -n 3 "$T/comp.err" | sed 's/^/   comp_sync stderr: /'
+_it_stop_tree "$comp_pid" TERM any
+
+# ------------------------------------------------------------ lsyncd, if installed
+# The same transfers by lsyncd itself (default.rsync, delay 0: a batch
+# starts as soon as the previous one ends), over the same masters.
+if command -v lsyncd >/dev/null && ((${BENCH_LSYNCD:-1})); then
+	{
+		echo "settings { nodaemon = true, logfile = \"$T/lsyncd.log\", insist = true }"
+		for i in 2 3; do
+			echo "sync { default.rsync, source = \"$T/n1/comp\", target = \"127.0.0.1:$T/n$i/comp\", delay = 0,"
+			echo "       rsync = { archive = true, rsh = \"${ssh_of[$i]}\" } }"
+		done
+	} >"$T/lsyncd.lua"
+	cg_run 1 lsyncd "$T/lsyncd.lua" >"$T/lsyncd.out" 2>&1 &
+	ls_pid=$!
+	it_track_pid "$ls_pid"
+	ls_started() { [[ $(grep -c 'Startup of .* finished' "$T/lsyncd.log" 2>/dev/null) -ge 2 ]]; }
+	# idle: no rsync child for two looks 0.3 s apart
+	ls_quiet=0
+	ls_idle() {
+		if [[ -z $(ps -o pid= --ppid "$ls_pid" 2>/dev/null) ]]; then
+			ls_quiet=$((ls_quiet + 1))
+		else
+			ls_quiet=0
+		fi
+		sleep 0.3
+		((ls_quiet >= 2))
+	}
+	if wait_until 60 ls_started; then
+		for rate in $RATES; do
+			ls_quiet=0
+			window lsyncd "$rate" ls_idle "$T/n2/comp" "$T/n3/comp"
+		done
+	else
+		echo "   (lsyncd did not start: $(tail -n 2 "$T/lsyncd.log" "$T/lsyncd.out" 2>/dev/null | tr '\n' ' '))"
+	fi
+	_it_stop_tree "$ls_pid" TERM any
+fi
 it_finish >/dev/null
