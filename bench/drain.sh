@@ -8,7 +8,7 @@
 # pass/fail. Results go to $BENCH_RESULTS as "drain.TAG.KEY VALUE".
 #
 # Order: rsync, sessync, rsync, sessync (each into emptied dirs: before the
-# second sessync drain the peers' dirs are emptied as by a reboot), so load
+# second sessync drain the peers are made new nodes again), so load
 # drifting on a shared machine shows as two figures each; the ratio is of
 # the means. A profile (BENCH_PROFILE) covers the first sessync drain. Peers' daemons run; n1's does not (the maintenance case: a
 # node drains before it goes down). The targets are empty tmpfs dirs.
@@ -149,12 +149,21 @@ sessync_drain() {
 	echo "$((t1 - t0)) $((c1 - c0)) $((b1 - b0)) $ok"
 }
 
-# empty_peers: the peers' session dirs emptied, as after a reboot (tmpfs),
-# so the next drain has everything to send again.
+# empty_peers: the peers as new nodes again (empty session dir, empty
+# state dir), so the second drain starts where the first did.
+# BENCH_DRAIN_REBOOT=1 instead empties only the session dirs, as a reboot
+# does (tmpfs), keeping the peers' journals.
 empty_peers() {
 	local i
 	for ((i = 2; i <= NODES; i++)); do daemon_stop "$i" >/dev/null; done
-	for ((i = 2; i <= NODES; i++)); do node_reboot "$i"; done
+	for ((i = 2; i <= NODES; i++)); do
+		if ((${BENCH_DRAIN_REBOOT:-0})); then
+			node_reboot "$i"
+		else
+			node_wipe "$i"
+			find "$(node_state "$i")" -mindepth 1 -delete
+		fi
+	done
 	for ((i = 2; i <= NODES; i++)); do daemon_start_cg "$i" >/dev/null || it_abort "daemon n$i did not restart"; done
 }
 
@@ -172,7 +181,7 @@ per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else p
 rs_mean=$(((r1_ms + r2_ms) / 2))
 s_mean=$(((s1_ms + s2_ms) / 2))
 fpp=$((N * peers))
-echo "   order: rsync, sessync, rsync, sessync (peers emptied as by a reboot before the second)"
+echo "   order: rsync, sessync, rsync, sessync (peers emptied before the second: $(((${BENCH_DRAIN_REBOOT:-0})) && echo "as by a reboot" || echo "new nodes"))"
 echo "   sessync --full-sync: ${s1_ms} ms, ${s2_ms} ms; CPU $(per "$s1_cpu" $fpp) / $(per "$s2_cpu" $fpp) us per file per peer"
 echo "   rsync -a x$peers in parallel: ${r1_ms} ms, ${r2_ms} ms; CPU $(per "$r1_cpu" $fpp) / $(per "$r2_cpu" $fpp) us per file per peer"
 ((RTT > 0)) && echo "   bytes through the delay line per file per peer: sessync $(per "$s1_b" $fpp) / $(per "$s2_b" $fpp), rsync $(per "$r1_b" $fpp) / $(per "$r2_b" $fpp)"

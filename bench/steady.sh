@@ -79,12 +79,12 @@ echo "   columns: offered/achieved writes/s; latency p50/p99/max ms over every (
 round=0
 # window SYSTEM RATE IDLE_CMD DST...: one rate; prints the row, records it.
 window() {
-	local sys=$1 rate=$2 idle=$3 secs c0 c1 w0 w1 f0 f1 out prof=""
+	local sys=$1 rate=$2 idle=$3 secs c0 c1 w0 w1 f0 f1 q0 q1 out prof=""
 	shift 3
 	secs=${STEADY_SECS:-$((rate <= 1000 ? 10 : 5))}
 	round=$((round + 1))
 	[[ $sys == sessync && -n ${BENCH_PROFILE:-} && " ${BENCH_PROFILE_RATES:-${RATES##* }} " == *" $rate "* ]] && prof=1
-	[[ $sys == sessync ]] && read -r -a f0 <<<"$(n1_counters)"
+	[[ $sys == sessync ]] && read -r -a f0 <<<"$(n1_counters)" && read -r -a q0 <"/proc/$(daemon_pid 1)/schedstat"
 	w0=$(wire_bytes)
 	[[ -n $prof ]] && prof_start "steady.$rate" "$(daemon_pid 1)" "$(daemon_pid 2)" "$(cat "$T/n2/sshd/pid")" $(_it_descendants "$(cat "$T/n2/sshd/pid")")
 	c0=$(cg_total_usec)
@@ -103,7 +103,8 @@ window() {
 	bytes=$(awk -v b=$((w1 - w0)) -v n="$writes" 'BEGIN { if (n) printf "%.0f", b / n / 2; else print "-" }')
 	if [[ $sys == sessync ]]; then
 		read -r -a f1 <<<"$(n1_counters)"
-		extra=" (daemon: $(awk -v f=$((f1[0] - f0[0])) -v n="$writes" 'BEGIN { printf "%.2f", f / n / 2 }') frames, $(awk -v b=$((f1[1] - f0[1])) -v n="$writes" 'BEGIN { printf "%.0f", b / n / 2 }') B payload per update per peer)"
+		read -r -a q1 <"/proc/$(daemon_pid 1)/schedstat"
+		extra=" (daemon: $(awk -v f=$((f1[0] - f0[0])) -v n="$writes" 'BEGIN { printf "%.2f", f / n / 2 }') frames, $(awk -v b=$((f1[1] - f0[1])) -v n="$writes" 'BEGIN { printf "%.0f", b / n / 2 }') B payload per update per peer; n1's daemon ran $(((q1[0] - q0[0]) / 1000000)) ms and waited $(((q1[1] - q0[1]) / 1000000)) ms for a CPU)"
 	fi
 	printf '   %-8s %6s/%-6s p50 %8s  p99 %8s  max %8s  lost %6s  cpu %s ms  %s B%s\n' "$sys" "$rate" "${v[achieved]:--}" \
 		"${v[p50]:--}" "${v[p99]:--}" "${v[max]:--}" "${v[lost]:--}" "$cpu" "$bytes" "$extra"

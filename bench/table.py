@@ -65,13 +65,15 @@ TOOLS = {"rsync": "inotifywait+rsync", "lsyncd": "lsyncd"}
 
 
 def best(rate, field):
-    """The competitor's best figure for field at rate, and which tool."""
+    """The competitor's best figure for field at rate, the tool, its figures."""
     got = []
     for t in TOOLS:
         v = kv("steady.%s.%d" % (t, rate))
         if num(v.get(field)) is not None:
             got.append((num(v[field]), t, v))
-    return min(got, key=lambda g: g[0]) if got else (None, None, {})
+    # A tool that did not deliver everything does not set the bar.
+    whole = [g for g in got if g[2].get("lost") == "0"]
+    return min(whole or got, key=lambda g: g[0]) if got else (None, None, {})
 
 
 for rate in rates:
