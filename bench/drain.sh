@@ -181,7 +181,9 @@ per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else p
 rs_mean=$(((r1_ms + r2_ms) / 2))
 s_mean=$(((s1_ms + s2_ms) / 2))
 fpp=$((N * peers))
-echo "   order: rsync, sessync, rsync, sessync (peers emptied before the second: $(((${BENCH_DRAIN_REBOOT:-0})) && echo "as by a reboot" || echo "new nodes"))"
+how="new nodes"
+((${BENCH_DRAIN_REBOOT:-0})) && how="as by a reboot"
+echo "   order: rsync, sessync, rsync, sessync (peers emptied before the second: $how)"
 echo "   sessync --full-sync: ${s1_ms} ms, ${s2_ms} ms; CPU $(per "$s1_cpu" $fpp) / $(per "$s2_cpu" $fpp) us per file per peer"
 echo "   rsync -a x$peers in parallel: ${r1_ms} ms, ${r2_ms} ms; CPU $(per "$r1_cpu" $fpp) / $(per "$r2_cpu" $fpp) us per file per peer"
 ((RTT > 0)) && echo "   bytes through the delay line per file per peer: sessync $(per "$s1_b" $fpp) / $(per "$s2_b" $fpp), rsync $(per "$r1_b" $fpp) / $(per "$r2_b" $fpp)"

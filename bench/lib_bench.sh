@@ -37,7 +37,10 @@ cg_init() {
 	elif [[ -d /sys/fs/cgroup/cpuacct ]]; then
 		_cg_root=/sys/fs/cgroup/cpuacct/sessync-bench.$(basename "$T")
 	fi
-	[[ -n $_cg_root ]] && mkdir -p "$_cg_root" 2>/dev/null || { _cg_root=""; return 1; }
+	if [[ -z $_cg_root ]] || ! mkdir -p "$_cg_root" 2>/dev/null; then
+		_cg_root=""
+		return 1
+	fi
 	if [[ -f $_cg_root/cpu.stat ]]; then _cg_kind=v2; else _cg_kind=v1; fi
 }
 
@@ -91,7 +94,8 @@ cg_cleanup() {
 	return 0
 }
 
-# cluster_start_cg: cluster_start with every node's sshd and daemon in its cgroup.
+# sshds_start_cg, daemon_start_cg I: sshd_start / daemon_start with the
+# process in its node's cgroup.
 sshds_start_cg() {
 	local i
 	for ((i = 1; i <= IT_NODES; i++)); do
@@ -235,7 +239,8 @@ bench_exit() {
 
 # ---------------------------------------------------------------- profiles
 
-# BENCH_PROFILE=perf: prof_start NAME records every CPU with call graphs and
+# BENCH_PROFILE=perf: prof_start NAME records every CPU with call graphs
+# (BENCH_PERF_CALLGRAPH=dwarf for libraries without frame pointers) and
 # each sample's cgroup; prof_stop NAME writes, for this run's node cgroups
 # only (the machine may be shared), the share of samples by node and
 # process, by process and library, and by process and symbol, as per cent
@@ -248,7 +253,7 @@ prof_start() {
 	shift
 	case ${BENCH_PROFILE:-} in
 	perf)
-		perf record -a -g --all-cgroups -F 499 -o "$OUT/perf.$name" >/dev/null 2>&1 &
+		perf record -a --call-graph "${BENCH_PERF_CALLGRAPH:-fp}" --all-cgroups -F 499 -o "$OUT/perf.$name" >/dev/null 2>&1 &
 		_prof_pids+=($!)
 		;;
 	strace)

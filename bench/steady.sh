@@ -37,7 +37,7 @@ it_init steady >/dev/null
 it_require_daemon
 . "$here/lib_bench.sh"
 trap bench_exit EXIT
-OUT=${BENCH_OUT:-$T}
+export OUT=${BENCH_OUT:-$T}   # prof_start/prof_stop (lib_bench.sh)
 [[ -x $GEN ]] || it_abort "$GEN not built (make bench builds it)"
 
 cg_init || echo "   (no writable cgroup: no CPU figures)"
@@ -70,8 +70,10 @@ have_all() { (($(nfiles "$1") >= NS)); }
 
 wait_until 20 all_connected || it_abort "the 3 nodes did not connect"
 "$GEN" seed "$(node_sessions 1)" "$NS" || it_abort "seed"
-wait_until 60 have_all "$(node_sessions 2)" && wait_until 60 have_all "$(node_sessions 3)" &&
-	wait_until 30 n1_idle || it_abort "the $NS sessions did not reach n2 and n3"
+if ! { wait_until 60 have_all "$(node_sessions 2)" && wait_until 60 have_all "$(node_sessions 3)" &&
+	wait_until 30 n1_idle; }; then
+	it_abort "the $NS sessions did not reach n2 and n3"
+fi
 
 echo "== steady replication, $NS PHP-style sessions of ~4.8 KB, small changes, n1 -> 2 peers (bench/steady.sh)"
 echo "   columns: offered/achieved writes/s; latency p50/p99/max ms over every (write, peer); lost; CPU per update (all processes of all 3 nodes); bytes per update per peer on the wire"
@@ -86,6 +88,7 @@ window() {
 	[[ $sys == sessync && -n ${BENCH_PROFILE:-} && " ${BENCH_PROFILE_RATES:-${RATES##* }} " == *" $rate "* ]] && prof=1
 	[[ $sys == sessync ]] && read -r -a f0 <<<"$(n1_counters)" && read -r -a q0 <"/proc/$(daemon_pid 1)/schedstat"
 	w0=$(wire_bytes)
+	# shellcheck disable=SC2046  # one PID a word
 	[[ -n $prof ]] && prof_start "steady.$rate" "$(daemon_pid 1)" "$(daemon_pid 2)" "$(cat "$T/n2/sshd/pid")" $(_it_descendants "$(cat "$T/n2/sshd/pid")")
 	c0=$(cg_total_usec)
 	out=$("$GEN" run "$(if [[ $sys == sessync ]]; then node_sessions 1; else echo "$T/n1/comp"; fi)" \
