@@ -178,21 +178,24 @@ peers=$((NODES - 1))
 ((s1_ok && s2_ok)) || echo "   SESSYNC DRAIN INCOMPLETE: a peer's dir differs from n1's"
 ((r1_ok && r2_ok)) || { echo "   RSYNC INCOMPLETE:"; tail -n 3 "$T/rsync.err" | sed 's/^/     /'; }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
+# Without a cgroup (not root) there is no CPU figure.
+[[ -n $_cg_root ]] || { s1_cpu=0 s2_cpu=0 r1_cpu=0 r2_cpu=0; }
+cpu_per() { if [[ -n $_cg_root ]]; then per "$@"; else echo "-"; fi; }
 rs_mean=$(((r1_ms + r2_ms) / 2))
 s_mean=$(((s1_ms + s2_ms) / 2))
 fpp=$((N * peers))
 how="new nodes"
 ((${BENCH_DRAIN_REBOOT:-0})) && how="as by a reboot"
 echo "   order: rsync, sessync, rsync, sessync (peers emptied before the second: $how)"
-echo "   sessync --full-sync: ${s1_ms} ms, ${s2_ms} ms; CPU $(per "$s1_cpu" $fpp) / $(per "$s2_cpu" $fpp) us per file per peer"
-echo "   rsync -a x$peers in parallel: ${r1_ms} ms, ${r2_ms} ms; CPU $(per "$r1_cpu" $fpp) / $(per "$r2_cpu" $fpp) us per file per peer"
+echo "   sessync --full-sync: ${s1_ms} ms, ${s2_ms} ms; CPU $(cpu_per "$s1_cpu" $fpp) / $(cpu_per "$s2_cpu" $fpp) us per file per peer"
+echo "   rsync -a x$peers in parallel: ${r1_ms} ms, ${r2_ms} ms; CPU $(cpu_per "$r1_cpu" $fpp) / $(cpu_per "$r2_cpu" $fpp) us per file per peer"
 ((RTT > 0)) && echo "   bytes through the delay line per file per peer: sessync $(per "$s1_b" $fpp) / $(per "$s2_b" $fpp), rsync $(per "$r1_b" $fpp) / $(per "$r2_b" $fpp)"
 echo "   ratio sessync / rsync (means): $(per "$s_mean" "$rs_mean")"
 bench_result "drain.$TAG.size $N $peers $RTT"
 bench_result "drain.$TAG.sessync_ms $s1_ms $s2_ms"
 bench_result "drain.$TAG.rsync_ms $r1_ms $r2_ms"
 bench_result "drain.$TAG.ok $((s1_ok && s2_ok)) $((r1_ok && r2_ok))"
-bench_result "drain.$TAG.cpu_per_file_us $(per $(((s1_cpu + s2_cpu) / 2)) $fpp) $(per $(((r1_cpu + r2_cpu) / 2)) $fpp)"
+bench_result "drain.$TAG.cpu_per_file_us $(cpu_per $(((s1_cpu + s2_cpu) / 2)) $fpp) $(cpu_per $(((r1_cpu + r2_cpu) / 2)) $fpp)"
 ((RTT > 0)) && bench_result "drain.$TAG.bytes_per_file $(per $(((s1_b + s2_b) / 2)) $fpp) $(per $(((r1_b + r2_b) / 2)) $fpp)"
 
 if ((NODES >= 3 && N >= 100000)); then

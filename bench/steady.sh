@@ -103,6 +103,7 @@ window() {
 	local writes=${v[writes]:-0}
 	local cpu bytes extra=""
 	cpu=$(awk -v c=$((c1 - c0)) -v n="$writes" 'BEGIN { if (n) printf "%.3f", c / n / 1000; else print "-" }')
+	[[ -n $_cg_root ]] || cpu="-"   # no cgroup (not root): no CPU figure
 	bytes=$(awk -v b=$((w1 - w0)) -v n="$writes" 'BEGIN { if (n) printf "%.0f", b / n / 2; else print "-" }')
 	if [[ $sys == sessync ]]; then
 		read -r -a f1 <<<"$(n1_counters)"
