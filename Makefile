@@ -27,7 +27,7 @@ UNIT_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all unit check demo bench install uninstall clean deps fuzz fuzz-long chaos
+.PHONY: all unit check demo bench bench-deps install uninstall clean deps fuzz fuzz-long chaos
 all: sessyncd
 
 $(BUILD)/%.o: %.c $(wildcard */*.h) Makefile
@@ -70,8 +70,12 @@ demo: deps all
 chaos: deps all
 	CHAOS_LONG=1 CHAOS_SECONDS=$${CHAOS_SECONDS:-600} tests/integration/t_chaos.sh
 
-bench: all $(BENCH_BIN)
+# Never part of check: figures, not pass/fail (bench/run says what runs).
+bench: all $(BENCH_BIN) bench-deps
 	bench/run
+
+bench-deps:
+	@bench/deps
 
 fuzz: $(CORE_OBJ)
 	tests/fuzz/run
