@@ -138,21 +138,34 @@ it_track_pid "$bench"
 sleep 1
 groups=()
 for ((i = 1; i <= N; i++)); do groups+=("n$i=$(daemon_pid "$i"),$(cat "$T/n$i/sshd/pid")"); done
+# sent_total: the updates every daemon has sent to its peers (--status
+# "sent"), so the CPU the window used can be given per copy delivered: on
+# a host that cannot give the mesh the cores it asks for, that figure holds
+# where the latency does not.
+sent_total() {
+	local i
+	for ((i = 1; i <= N; i++)); do sessync_cli "$i" --status --json; done |
+		grep -o '"sent": [0-9]*' | awk '{ s += $2 } END { print s + 0 }'
+}
+t0=$(now_ms)
+sent0=$(sent_total)
 python3 "$here/procstat.py" $((SECS - 2)) "${groups[@]}" "bench=$bench" >"$T/procstat.out" || it_abort "procstat failed"
+sent1=$(sent_total)
+t1=$(now_ms)
 wait "$bench" || it_abort "bench_mesh failed"
 IT_EXTRA_PIDS=()
 
 # shellcheck disable=SC2046
 eval $(tr ' ' '\n' <"$T/mesh.out" | grep -E '^[a-z0-9_]+=[-0-9.]+$')
 awk -v n="$N" -v rate="$rate" -v p50="$all_p50" -v p99="$all_p99" -v mx="$all_max" -v hop="$hop_p50" \
-	-v lost="$incomplete" -v sup="$superseded" '
+	-v lost="$incomplete" -v sup="$superseded" -v copies=$((sent1 - sent0)) -v win="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" '
 	function v(k,  i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
 	$1 ~ /^n[0-9]+$/ { c = v("cpu"); cpu += c; if (c > cmax) cmax = c; rss += v("rss_kb"); pss += v("pss_kb"); procs += v("procs"); m++ }
 	$1 == "bench" { bc = v("cpu") }
 	END {
 		printf "   %3d %7.0f %6.3f(%.3f) %11.1f %11.1f %6.1f %7d %9s / %6s / %6s %8s %5d\n",
 			n, rate, cpu / m, cmax, rss / m / 1024, pss / m / 1024, procs / m, procs, p50, p99, mx, hop, lost
-		printf "       (all nodes: %.2f cores, %.0f MB PSS; the load generator + watcher: %.2f cores; %d superseded)\n",
-			cpu, pss / 1024, bc, sup
+		printf "       (all nodes: %.2f cores, %.0f MB PSS, %d copies sent/s, %.0f us CPU per copy; load generator + watcher: %.2f cores; %d superseded)\n",
+			cpu, pss / 1024, copies / win, copies ? cpu * win * 1e6 / copies : 0, bc, sup
 	}' "$T/procstat.out"
 it_finish >/dev/null

@@ -13,7 +13,8 @@
 #        per phase), BENCH_RP_SESSIONS (10000), BENCH_RP_DISTS ("uniform zipf":
 #        zipf is s = 1, the busiest session gets ~10% of requests, so PHP
 #        often finds sessyncd reading the file it just wrote),
-#        BENCH_RP_ROUNDS (1: off/on pairs per rate and distribution),
+#        BENCH_RP_ROUNDS (2: off/on pairs per rate and distribution, then
+#        all rounds pooled),
 #        BENCH_RP_WORKERS (nproc).
 # On this machine the two peers run on the same cores, so "on" includes the
 # receivers' work too, which in production runs on other machines.
@@ -24,7 +25,7 @@ RATES=${BENCH_RP_RATES:-1000 5000}
 SECS=${BENCH_RP_SECS:-10}
 NSESS=${BENCH_RP_SESSIONS:-10000}
 DISTS=${BENCH_RP_DISTS:-uniform zipf}
-ROUNDS=${BENCH_RP_ROUNDS:-1}
+ROUNDS=${BENCH_RP_ROUNDS:-2}
 WORKERS=${BENCH_RP_WORKERS:-$(nproc)}
 
 . "$repo/tests/integration/lib.sh"
@@ -70,12 +71,30 @@ for i in 1 2 3; do sshd_start "$i" >/dev/null || it_abort "sshd n$i"; done
 daemons_on || it_abort "first catch-up of $NSESS sessions did not finish"
 [[ $(find "$(node_sessions 3)" -name 'sess_rp*' | wc -l) == "$NSESS" ]] || it_abort "n3 does not hold all $NSESS sessions"
 
-# phase MODE RATE DIST: WORKERS php processes for SECS at RATE in total;
-# prints one result line (python below) and keeps the samples.
+# summarize MODE RATE DIST FILE...: one result line from worker sample files.
+summarize() {
+	python3 - "$@" <<'PY'
+import sys
+mode, rate, dist, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+lat, st, secs = [], [], {}
+for f in files:
+    run = f.rsplit(".", 1)[0]   # one phase: its workers share a clock origin
+    for line in open(f):
+        due, l, s = map(int, line.split())
+        lat.append(l); st.append(s); secs[run] = max(secs.get(run, 0), due + l)
+lat.sort(); st.sort()
+p = lambda v, q: v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] / 1000.0
+slow = sum(1 for s in st if s > 1000)
+print(f"{mode} {rate} {dist} {len(lat) / (sum(secs.values()) / 1e6):.0f} {p(lat, .5):.3f} {p(lat, .99):.3f} "
+      f"{lat[-1] / 1000.0:.2f} {p(st, .99):.3f} {st[-1] / 1000.0:.2f} {slow}")
+PY
+}
+
+# phase MODE RATE DIST ROUND: WORKERS php processes for SECS at RATE in
+# total; prints one result line and keeps the samples for the summary.
 phase() {
-	local mode=$1 rate=$2 dist=$3 w s=0 pids=() out=$T/rp.$1.$2.$3
+	local mode=$1 rate=$2 dist=$3 w s=0 pids=() out=$T/rp.$1.$2.$3.r$4
 	[[ $dist == zipf ]] && s=1
-	rm -f "$out".*
 	for ((w = 1; w <= WORKERS; w++)); do
 		IT_PHP_TIMEOUT=$((SECS * 3 + 60)) _it_php 1 "$here/request_path.php" \
 			"$(awk -v r="$rate" -v n="$WORKERS" 'BEGIN { print r / n }')" "$SECS" "$NSESS" "$s" "$RANDOM$w" "$out.$w" &
@@ -84,46 +103,49 @@ phase() {
 	done
 	for w in "${pids[@]}"; do wait "$w" || { echo "   php worker failed ($mode $rate $dist)"; return 1; }; done
 	IT_EXTRA_PIDS=()
-	python3 - "$mode" "$rate" "$dist" "$out".* <<'PY'
-import sys
-mode, rate, dist, files = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-lat, st, end = [], [], 0
-for f in files:
-    for line in open(f):
-        due, l, s = map(int, line.split())
-        lat.append(l); st.append(s); end = max(end, due + l)
-lat.sort(); st.sort()
-p = lambda v, q: v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] / 1000.0
-slow = sum(1 for s in st if s > 1000)
-print(f"{mode} {rate} {dist} {len(lat) / (end / 1e6):.0f} {p(lat, .5):.3f} {p(lat, .99):.3f} {lat[-1] / 1000.0:.2f} "
-      f"{p(st, .99):.3f} {st[-1] / 1000.0:.2f} {slow}")
-PY
+	summarize "$mode" "$rate" "$dist" "$out".*
 }
 
-echo "== request path: PHP's files handler, $WORKERS php processes, $NSESS sessions of ~4.8 KB on tmpfs, ${SECS} s per phase;"
-echo "   latency from each request's scheduled time to session_write_close (ms); session_start = open + flock wait + read"
-echo "   sessyncd off, then on (replicating to 2 peers on the same cores)"
-printf '   %5s %7s %4s %7s %7s %7s %8s %9s %9s %8s %9s\n' \
-	rate dist sync 'req/s' p50 p99 max 'start p99' 'start max' 'start>1ms' 'p99 on/off'
-results=$T/rp.results
-: >"$results"
+# row OFF_LINE ON_LINE: the two lines, the second with the p99 ratio.
+row() {
+	local l mode rt ds rps p50 p99 mx sp99 smx slow ratio off99
+	off99=$(cut -d' ' -f6 <<<"$1")
+	for l in "$1" "$2"; do
+		read -r mode rt ds rps p50 p99 mx sp99 smx slow <<<"$l"
+		ratio=""
+		[[ $mode == on ]] && ratio=$(awk -v a="$p99" -v b="$off99" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+		printf '   %5s %7s %4s %7s %7s %7s %8s %9s %9s %9s %10s\n' \
+			"$rt" "$ds" "$mode" "$rps" "$p50" "$p99" "$mx" "$sp99" "$smx" "$slow" "$ratio"
+	done
+}
+header() {
+	printf '   %5s %7s %4s %7s %7s %7s %8s %9s %9s %9s %10s\n' \
+		rate dist sync 'req/s' p50 p99 max 'start p99' 'start max' 'start>1ms' 'p99 on/off'
+}
+
+echo "== request path: PHP's files handler, $WORKERS php processes, $NSESS sessions of ~4.8 KB on tmpfs, ${SECS} s per phase,"
+echo "   $ROUNDS round(s) of sessyncd off then on (replicating to 2 peers, which run on the same cores);"
+echo "   latency from each request's scheduled time to session_write_close done (ms); session_start = open + flock wait + read"
+header
 for ((r = 1; r <= ROUNDS; r++)); do
 	for rate in $RATES; do
 		for dist in $DISTS; do
 			daemons_off
-			off=$(phase off "$rate" "$dist") || it_abort "phase off $rate $dist"
+			off=$(phase off "$rate" "$dist" "$r") || it_abort "phase off $rate $dist"
 			daemons_on || it_abort "catch-up after the off phase did not finish"
-			on=$(phase on "$rate" "$dist") || it_abort "phase on $rate $dist"
-			echo "$off" >>"$results"
-			echo "$on" >>"$results"
-			for l in "$off" "$on"; do
-				read -r mode rt ds rps p50 p99 mx sp99 smx slow <<<"$l"
-				ratio=""
-				[[ $mode == on ]] && ratio=$(awk -v a="$p99" -v b="$(cut -d' ' -f6 <<<"$off")" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
-				printf '   %5s %7s %4s %7s %7s %7s %8s %9s %9s %8s %9s\n' \
-					"$rt" "$ds" "$mode" "$rps" "$p50" "$p99" "$mx" "$sp99" "$smx" "$slow" "$ratio"
-			done
+			on=$(phase on "$rate" "$dist" "$r") || it_abort "phase on $rate $dist"
+			row "$off" "$on"
 		done
 	done
 done
+if ((ROUNDS > 1)); then
+	echo "   all $ROUNDS rounds pooled:"
+	header
+	for rate in $RATES; do
+		for dist in $DISTS; do
+			row "$(summarize off "$rate" "$dist" "$T/rp.off.$rate.$dist".r*)" \
+				"$(summarize on "$rate" "$dist" "$T/rp.on.$rate.$dist".r*)"
+		done
+	done
+fi
 it_finish >/dev/null
