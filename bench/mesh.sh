@@ -129,43 +129,71 @@ wait_until $((30 + 2 * N)) all_connected || it_abort "not every node connected t
 
 dirs=()
 for ((i = 1; i <= N; i++)); do dirs+=("$(node_sessions "$i")"); done
-# Warm-up: every session exists everywhere, every connection has carried data.
+# all_sent: every node has sent everything (pending 0 for every peer).
+all_sent() {
+	local i
+	for ((i = 1; i <= N; i++)); do
+		[[ $(sessync_cli "$i" --status --json 2>/dev/null | grep -o '"pending": 0,' | grep -c .) == $((N - 1)) ]] || return 1
+	done
+}
+# Warm-up: every session exists everywhere, every connection has carried
+# data, and what that left queued is sent before the measured run.
 "$build/bench/bench_mesh" "$RATE" 2 "$SESS" "$SIZE" "${dirs[@]}" >/dev/null || it_abort "warm-up run failed"
+wait_until 120 all_sent || echo "   (N=$N: the warm-up's writes were not all sent within 120 s)"
 
 "$build/bench/bench_mesh" "$RATE" "$SECS" "$SESS" "$SIZE" "${dirs[@]}" >"$T/mesh.out" &
 bench=$!
 it_track_pid "$bench"
-sleep 1
+tb=$(now_ms)
 groups=()
 for ((i = 1; i <= N; i++)); do groups+=("n$i=$(daemon_pid "$i"),$(cat "$T/n$i/sshd/pid")"); done
+
 # sent_total: the updates every daemon has sent to its peers (--status
-# "sent"), so the CPU the window used can be given per copy delivered: on
-# a host that cannot give the mesh the cores it asks for, that figure holds
-# where the latency does not.
+# "sent", all nodes asked at once), so the CPU can be given per copy
+# delivered: on a host that cannot give the mesh the cores it asks for, that
+# figure holds where the latency does not.
 sent_total() {
 	local i
-	for ((i = 1; i <= N; i++)); do sessync_cli "$i" --status --json; done |
-		grep -o '"sent": [0-9]*' | awk '{ s += $2 } END { print s + 0 }'
+	for ((i = 1; i <= N; i++)); do sessync_cli "$i" --status --json >"$T/st.$i" 2>/dev/null & done
+	wait
+	cat "$T"/st.* | grep -o '"sent": [0-9]*' | awk '{ s += $2 } END { print s + 0 }'
 }
+# One window, from 1 s into the run to 2 s before its last write, for
+# procstat and the counters alike (status calls can take a second under
+# load: not in series with the window).
+win=$((SECS - 3))
+sleep 1
+python3 "$here/procstat.py" "$win" "${groups[@]}" "bench=$bench" >"$T/procstat.out" &
+pst=$!
 t0=$(now_ms)
 sent0=$(sent_total)
-python3 "$here/procstat.py" $((SECS - 2)) "${groups[@]}" "bench=$bench" >"$T/procstat.out" || it_abort "procstat failed"
+sleep "$(awk -v w="$win" -v a="$t0" -v b="$(now_ms)" 'BEGIN { s = w - 0.5 - (b - a) / 1000; print (s > 0 ? s : 0) }')"
 sent1=$(sent_total)
 t1=$(now_ms)
+wait "$pst" || it_abort "procstat failed"
+(($(now_ms) - tb < SECS * 1000)) || echo "   (N=$N: the measuring window ran past the load: figures too low)"
 wait "$bench" || it_abort "bench_mesh failed"
 IT_EXTRA_PIDS=()
+# After the load: how long until every node has sent everything, i.e. the
+# backlog a saturated mesh built up.
+td=$(now_ms)
+if wait_until 120 all_sent; then
+	drained=$(awk -v a="$td" -v b="$(now_ms)" 'BEGIN { printf "%.1f s", (b - a) / 1000 }')
+else
+	drained="> 120 s"
+fi
 
-# shellcheck disable=SC2046
-eval $(tr ' ' '\n' <"$T/mesh.out" | grep -E '^[a-z0-9_]+=[-0-9.]+$')
-awk -v n="$N" -v rate="$rate" -v p50="$all_p50" -v p99="$all_p99" -v mx="$all_max" -v hop="$hop_p50" \
-	-v lost="$incomplete" -v sup="$superseded" -v copies=$((sent1 - sent0)) -v win="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" '
+kv() { tr ' ' '\n' <"$T/mesh.out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+awk -v n="$N" -v rate="$(kv rate)" -v p50="$(kv all_p50)" -v p99="$(kv all_p99)" -v mx="$(kv all_max)" \
+	-v hop="$(kv hop_p50)" -v lost="$(kv incomplete)" -v sup="$(kv superseded)" -v copies=$((sent1 - sent0)) \
+	-v cwin="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" -v drained="$drained" '
 	function v(k,  i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
 	$1 ~ /^n[0-9]+$/ { c = v("cpu"); cpu += c; if (c > cmax) cmax = c; rss += v("rss_kb"); pss += v("pss_kb"); procs += v("procs"); m++ }
 	$1 == "bench" { bc = v("cpu") }
 	END {
 		printf "   %3d %7.0f %6.3f(%.3f) %11.1f %11.1f %6.1f %7d %9s / %6s / %6s %8s %5d\n",
 			n, rate, cpu / m, cmax, rss / m / 1024, pss / m / 1024, procs / m, procs, p50, p99, mx, hop, lost
-		printf "       (all nodes: %.2f cores, %.0f MB PSS, %d copies sent/s, %.0f us CPU per copy; load generator + watcher: %.2f cores; %d superseded)\n",
-			cpu, pss / 1024, copies / win, copies ? cpu * win * 1e6 / copies : 0, bc, sup
+		printf "       (all nodes: %.2f cores, %.0f MB PSS, %.0f copies sent/s, %.0f us CPU per copy; load generator + watcher: %.2f cores; %d superseded; all sent %s after the load)\n",
+			cpu, pss / 1024, copies / cwin, copies ? cpu * cwin * 1e6 / copies : 0, bc, sup, drained
 	}' "$T/procstat.out"
 it_finish >/dev/null

@@ -7,9 +7,12 @@
 // NSESS sessions, change two small values, session_write_close().
 //
 // usage: php request_path.php RATE SECONDS NSESS ZIPF_S SEED OUT
-// ZIPF_S 0 = uniform. OUT gets one line per request: "due_us lat_us start_us"
-// (due time from the worker's start; latency from due to write_close done;
-// session_start's own time: open, flock(LOCK_EX) wait, read).
+// ZIPF_S 0 = uniform. OUT gets one line per request: "due_us lat_us start_us
+// blocked" (due time from the worker's start; latency from due to
+// write_close done; session_start's own time: open, flock(LOCK_EX) wait,
+// read; blocked 1 if session_start slept: on tmpfs nothing in it sleeps but
+// the flock wait, so a voluntary context switch (getrusage ru_nvcsw) during
+// it is a lock wait, told apart from being preempted, which is involuntary).
 [$rate, $secs, $nsess, $zipf, $seed, $out] =
     [(float)$argv[1], (float)$argv[2], (int)$argv[3], (float)$argv[4], (int)$argv[5], $argv[6]];
 $total = (int)($rate * $secs);
@@ -52,6 +55,7 @@ for ($k = 0; $k < $total; $k++) {
     if ($now < $due) {
         time_nanosleep(0, $due - $now);
     }
+    $v0 = getrusage()['ru_nvcsw'];
     $t0 = hrtime(true);
     session_id($ids[$k]);
     if (!session_start()) {
@@ -59,6 +63,7 @@ for ($k = 0; $k < $total; $k++) {
         exit(1);
     }
     $t1 = hrtime(true);
+    $blocked = getrusage()['ru_nvcsw'] > $v0 ? 1 : 0;
     $_SESSION['n'] = ($_SESSION['n'] ?? 0) + 1;
     $_SESSION['last'] = $k;
     if (!session_write_close()) {
@@ -66,6 +71,6 @@ for ($k = 0; $k < $total; $k++) {
         exit(1);
     }
     $t2 = hrtime(true);
-    $lat[] = sprintf("%d %d %d\n", intdiv($due - $start, 1000), intdiv($t2 - $due, 1000), intdiv($t1 - $t0, 1000));
+    $lat[] = sprintf("%d %d %d %d\n", intdiv($due - $start, 1000), intdiv($t2 - $due, 1000), intdiv($t1 - $t0, 1000), $blocked);
 }
 file_put_contents($out, implode('', $lat));
