@@ -53,7 +53,9 @@ done
 sleep 5   # past the last acknowledgements and journal writes
 groups=()
 for i in 1 2 3 4; do groups+=("n$i=$(daemon_pid "$i"),$(cat "$T/n$i/sshd/pid")"); done
-echo "   over $SECS s idle, per node (daemon + sshd + its 3 relays and their sshd children):"
+for i in 1 2 3 4; do groups+=("n$i-daemon=$(daemon_pid "$i")"); done
+echo "   over $SECS s idle, per node (daemon + sshd + its 3 relays and their sshd children), then the daemon alone"
+echo "   (resync_interval is 60 s: each connection's periodic inventory of all sessions falls into the window or not):"
 python3 "$here/procstat.py" "$SECS" "${groups[@]}" | sed 's/^/     /'
 relay=$(pgrep -f -- "-c $T/n1/sessync.conf --serve" | head -n 1)
 for who in "daemon=$(daemon_pid 1)" "relay=$relay"; do

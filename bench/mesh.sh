@@ -51,6 +51,7 @@ for c in ip "$IT_SSHD" "$build/bench/bench_mesh"; do
 	command -v "$c" >/dev/null || it_abort "$c not found"
 done
 ((N >= 2 && N <= 64)) || it_abort "N must be 2..64"
+((SECS >= 10)) || it_abort "BENCH_MESH_SECS must be at least 10"
 
 PFX=ssm$$
 BR=${PFX}b
@@ -158,11 +159,11 @@ sent_total() {
 	wait
 	cat "$T"/st.* | grep -o '"sent": [0-9]*' | awk '{ s += $2 } END { print s + 0 }'
 }
-# One window, from 1 s into the run to 2 s before its last write, for
-# procstat and the counters alike (status calls can take a second under
-# load: not in series with the window).
-win=$((SECS - 3))
-sleep 1
+# One window, from 2 s into the run to ~4 s before its last write, for
+# procstat and the counters alike (status calls and python's start can take
+# a second under load: not in series with the window, and a margin).
+win=$((SECS - 6))
+sleep 2
 python3 "$here/procstat.py" "$win" "${groups[@]}" "bench=$bench" >"$T/procstat.out" &
 pst=$!
 t0=$(now_ms)
@@ -183,10 +184,17 @@ else
 	drained="> 120 s"
 fi
 
+# Over the whole life of the mesh (start, warm-up, run, drain), free of
+# window alignment: CPU seconds of every node's processes / copies sent.
+python3 "$here/procstat.py" life "${groups[@]}" >"$T/life.out"
+sent_life=$(sent_total)
+life_us=$(awk -v s="$sent_life" '{ for (i = 2; i <= NF; i++) if ($i ~ /^cpu=/) c += substr($i, 5) }
+	END { printf "%.0f", s ? c * 1e6 / s : 0 }' "$T/life.out")
+
 kv() { tr ' ' '\n' <"$T/mesh.out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 awk -v n="$N" -v rate="$(kv rate)" -v p50="$(kv all_p50)" -v p99="$(kv all_p99)" -v mx="$(kv all_max)" \
 	-v hop="$(kv hop_p50)" -v lost="$(kv incomplete)" -v sup="$(kv superseded)" -v copies=$((sent1 - sent0)) \
-	-v cwin="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" -v drained="$drained" '
+	-v cwin="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" -v drained="$drained" -v life_us="$life_us" -v sent_life="$sent_life" '
 	function v(k,  i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
 	$1 ~ /^n[0-9]+$/ { c = v("cpu"); cpu += c; if (c > cmax) cmax = c; rss += v("rss_kb"); pss += v("pss_kb"); procs += v("procs"); m++ }
 	$1 == "bench" { bc = v("cpu") }
@@ -195,5 +203,6 @@ awk -v n="$N" -v rate="$(kv rate)" -v p50="$(kv all_p50)" -v p99="$(kv all_p99)"
 			n, rate, cpu / m, cmax, rss / m / 1024, pss / m / 1024, procs / m, procs, p50, p99, mx, hop, lost
 		printf "       (all nodes: %.2f cores, %.0f MB PSS, %.0f copies sent/s, %.0f us CPU per copy; load generator + watcher: %.2f cores; %d superseded; all sent %s after the load)\n",
 			cpu, pss / 1024, copies / cwin, copies ? cpu * cwin * 1e6 / copies : 0, bc, sup, drained
+		printf "       (whole life of the mesh: %d copies sent, %s us CPU per copy)\n", sent_life, life_us
 	}' "$T/procstat.out"
 it_finish >/dev/null

@@ -2,6 +2,10 @@
 """CPU, memory, process count and wakeups of groups of process trees over a window.
 
 usage: procstat.py WINDOW_S GROUP=PID[,PID...] ...
+       procstat.py life GROUP=PID[,PID...] ...
+
+"life" reports, instead of a window, everything the processes alive now have
+used since they started (cpu= then is CPU seconds, wakeups_s= a count).
 
 Each GROUP is the given PIDs and all their descendants (sshd's per-connection
 children call setsid(), so the parent chain, not the process group, finds
@@ -88,16 +92,17 @@ def snap(groups):
 
 
 def main():
-    window = float(sys.argv[1])
+    life = sys.argv[1] == "life"
+    window = 0.0 if life else float(sys.argv[1])
     groups = []
     for a in sys.argv[2:]:
         name, pids = a.split("=", 1)
         groups.append((name, [int(p) for p in pids.split(",") if p]))
     t0 = time.monotonic()
-    a = snap(groups)
+    a = {name: {} for name, _ in groups} if life else snap(groups)
     time.sleep(window)
     b = snap(groups)
-    dt = time.monotonic() - t0
+    dt = 1.0 if life else time.monotonic() - t0
     for name, _ in groups:
         used = wk = 0
         for p, (t, w) in b[name].items():
