@@ -11,6 +11,7 @@
  * prints one line of key=value pairs: writes, complete (all N-1 have it),
  * superseded (rewritten before all had it), incomplete (neither, 15 s after
  * the last write), all_p50/p99/max (ms, write to the last of N-1 copies),
+ * overflows (the watcher's inotify queue overflowed: each one a rescan),
  * hop_p50/p99 (ms, write to one copy), rate (writes/s achieved: the writes
  * over the time from the first to the last). */
 #include <fcntl.h>
@@ -90,14 +91,61 @@ static int64_t read_seq(const char *dir, const char *name) {
         return sscanf(buf, "seq|i:%" SCNu64 ";", &seq) == 1 ? (int64_t)seq : -1;
 }
 
+struct run {
+        char **dirs;
+        unsigned nodes, nsess;
+        size_t total, complete, nhop;
+        uint64_t *sent, *lat, *hop, *got;   /* got: per write, which nodes hold it */
+        int64_t *latest;                    /* per (node, session): the newest seq written */
+        uint16_t *have;                     /* per write: how many others hold it */
+};
+
+/* Node j's copy of node o's session s holds what it holds now: count it if
+ * that is the newest write of it and j did not have it yet. */
+static void arrive(struct run *r, unsigned j, unsigned o, unsigned s, const char *name) {
+        int64_t seq = read_seq(r->dirs[j], name);
+        uint64_t now;
+
+        if (seq < 0 || (size_t)seq >= r->total || r->latest[(size_t)o * r->nsess + s] != seq ||
+            (r->got[seq] >> j & 1))
+                return;
+        now = now_us();
+        r->got[seq] |= (uint64_t)1 << j;
+        r->hop[r->nhop++] = now - r->sent[seq];
+        if (++r->have[seq] == r->nodes - 1) {
+                r->lat[seq] = now - r->sent[seq] + 1;
+                r->complete++;
+        }
+}
+
+/* After IN_Q_OVERFLOW (the watcher fell behind the kernel's queue of
+ * 16,384 events): look at every copy still missing, as a rescan would. An
+ * arrival found so counts from now: later than it was, never earlier. */
+static void rescan(struct run *r) {
+        char name[64];
+
+        for (unsigned o = 0; o < r->nodes; o++)
+                for (unsigned s = 0; s < r->nsess; s++) {
+                        int64_t seq = r->latest[(size_t)o * r->nsess + s];
+
+                        if (seq < 0 || r->lat[seq])
+                                continue;
+                        snprintf(name, sizeof(name), "sess_m%02ux%05u", o, s);
+                        for (unsigned j = 0; j < r->nodes; j++)
+                                if (j != o && !(r->got[seq] >> j & 1))
+                                        arrive(r, j, o, s, name);
+                }
+}
+
 int main(int argc, char **argv) {
         unsigned rate, secs, nsess, nodes;
-        size_t size, total, complete = 0, superseded = 0, nhop = 0;
+        size_t size, total, superseded = 0, overflows = 0;
         uint64_t *sent, *lat, *hop, *got, start, last = 0;
-        int64_t *latest;   /* per (node, session): the newest seq written */
-        uint16_t *have;    /* per write: how many others hold it */
+        int64_t *latest;
+        uint16_t *have;
         int wd[MAX_NODES], ifd;
         char buf[64 * 1024];
+        struct run r;
 
         if (argc < 7 || argc - 5 > MAX_NODES) {
                 fprintf(stderr, "usage: %s RATE_PER_S SECONDS SESSIONS_PER_NODE SIZE DIR1 DIR2 [DIR...] (at most %d)\n",
@@ -120,11 +168,13 @@ int main(int argc, char **argv) {
                 return 1;
         for (size_t i = 0; i < (size_t)nodes * nsess; i++)
                 latest[i] = -1;
+        r = (struct run){ .dirs = argv + 5, .nodes = nodes, .nsess = nsess, .total = total, .sent = sent,
+                          .lat = lat, .hop = hop, .got = got, .latest = latest, .have = have };
         ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (ifd < 0)
                 return perror("inotify"), 1;
         for (unsigned j = 0; j < nodes; j++) {
-                wd[j] = inotify_add_watch(ifd, argv[5 + j], IN_CLOSE_WRITE | IN_ATTRIB);
+                wd[j] = inotify_add_watch(ifd, argv[5 + j], IN_CLOSE_WRITE);
                 if (wd[j] < 0)
                         return perror(argv[5 + j]), 1;
         }
@@ -148,7 +198,7 @@ int main(int argc, char **argv) {
                         k++;
                         now = last = now_us();
                 }
-                if (k == total && complete + superseded >= total)
+                if (k == total && r.complete + superseded >= total)
                         break;
                 if (k == total && now > start + (uint64_t)secs * 1000000u + DRAIN_US)
                         break;
@@ -172,30 +222,24 @@ int main(int argc, char **argv) {
                         for (p = buf; p < buf + n;) {
                                 struct inotify_event *ev = (struct inotify_event *)p;
                                 unsigned j, o, s;
-                                int64_t seq;
 
                                 p += sizeof(*ev) + ev->len;
+                                if (ev->mask & IN_Q_OVERFLOW) {
+                                        overflows++;
+                                        rescan(&r);
+                                        continue;
+                                }
                                 for (j = 0; j < nodes && wd[j] != ev->wd; j++)
                                         ;
                                 if (j == nodes || !ev->len || sscanf(ev->name, "sess_m%ux%u", &o, &s) != 2 ||
                                     o >= nodes || s >= nsess || o == j)
                                         continue;
-                                seq = read_seq(argv[5 + j], ev->name);
-                                if (seq < 0 || (size_t)seq >= total || latest[(size_t)o * nsess + s] != seq ||
-                                    (got[seq] >> j & 1))
-                                        continue;
-                                now = now_us();
-                                got[seq] |= (uint64_t)1 << j;
-                                hop[nhop++] = now - sent[seq];
-                                if (++have[seq] == nodes - 1) {
-                                        lat[seq] = now - sent[seq] + 1;
-                                        complete++;
-                                }
+                                arrive(&r, j, o, s, ev->name);
                         }
                 }
         }
         {
-                uint64_t *v = malloc((complete + 1) * sizeof(*v));
+                uint64_t *v = malloc((r.complete + 1) * sizeof(*v));
                 size_t m = 0;
 
                 if (!v)
@@ -204,12 +248,12 @@ int main(int argc, char **argv) {
                         if (lat[i])
                                 v[m++] = lat[i] - 1;
                 qsort(v, m, sizeof(*v), cmp_u64);
-                qsort(hop, nhop, sizeof(*hop), cmp_u64);
-                printf("nodes=%u writes=%zu complete=%zu superseded=%zu incomplete=%zu "
+                qsort(hop, r.nhop, sizeof(*hop), cmp_u64);
+                printf("nodes=%u writes=%zu complete=%zu superseded=%zu incomplete=%zu overflows=%zu "
                        "all_p50=%.2f all_p99=%.2f all_max=%.2f hop_p50=%.2f hop_p99=%.2f rate=%.0f\n",
-                       nodes, total, complete, superseded, total - complete - superseded,
+                       nodes, total, r.complete, superseded, total - r.complete - superseded, overflows,
                        pct(v, m, 0.5), pct(v, m, 0.99), m ? (double)v[m - 1] / 1000.0 : -1.0,
-                       pct(hop, nhop, 0.5), pct(hop, nhop, 0.99),
+                       pct(hop, r.nhop, 0.5), pct(hop, r.nhop, 0.99),
                        (double)total * 1e6 / (double)(last > start ? last - start : 1));
                 free(v);
         }

@@ -145,7 +145,6 @@ wait_until 120 all_sent || echo "   (N=$N: the warm-up's writes were not all sen
 "$build/bench/bench_mesh" "$RATE" "$SECS" "$SESS" "$SIZE" "${dirs[@]}" >"$T/mesh.out" &
 bench=$!
 it_track_pid "$bench"
-tb=$(now_ms)
 groups=()
 for ((i = 1; i <= N; i++)); do groups+=("n$i=$(daemon_pid "$i"),$(cat "$T/n$i/sshd/pid")"); done
 
@@ -172,7 +171,9 @@ sleep "$(awk -v w="$win" -v a="$t0" -v b="$(now_ms)" 'BEGIN { s = w - 0.5 - (b -
 sent1=$(sent_total)
 t1=$(now_ms)
 wait "$pst" || it_abort "procstat failed"
-(($(now_ms) - tb < SECS * 1000)) || echo "   (N=$N: the measuring window ran past the load: figures too low)"
+_it_alive "$bench" || echo "   (N=$N: the measuring window ran past the load: figures too low)"
+drss=0
+for ((i = 1; i <= N; i++)); do drss=$((drss + $(awk '/^VmRSS/ { print $2 }' "/proc/$(daemon_pid "$i")/status"))); done
 wait "$bench" || it_abort "bench_mesh failed"
 IT_EXTRA_PIDS=()
 # After the load: how long until every node has sent everything, i.e. the
@@ -194,7 +195,7 @@ life_us=$(awk -v s="$sent_life" '{ for (i = 2; i <= NF; i++) if ($i ~ /^cpu=/) c
 kv() { tr ' ' '\n' <"$T/mesh.out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
 awk -v n="$N" -v rate="$(kv rate)" -v p50="$(kv all_p50)" -v p99="$(kv all_p99)" -v mx="$(kv all_max)" \
 	-v hop="$(kv hop_p50)" -v lost="$(kv incomplete)" -v sup="$(kv superseded)" -v copies=$((sent1 - sent0)) \
-	-v cwin="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" -v drained="$drained" -v life_us="$life_us" -v sent_life="$sent_life" '
+	-v cwin="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1000 }')" -v drained="$drained" -v drss="$drss" -v ovf="$(kv overflows)" -v life_us="$life_us" -v sent_life="$sent_life" '
 	function v(k,  i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
 	$1 ~ /^n[0-9]+$/ { c = v("cpu"); cpu += c; if (c > cmax) cmax = c; rss += v("rss_kb"); pss += v("pss_kb"); procs += v("procs"); m++ }
 	$1 == "bench" { bc = v("cpu") }
@@ -203,6 +204,6 @@ awk -v n="$N" -v rate="$(kv rate)" -v p50="$(kv all_p50)" -v p99="$(kv all_p99)"
 			n, rate, cpu / m, cmax, rss / m / 1024, pss / m / 1024, procs / m, procs, p50, p99, mx, hop, lost
 		printf "       (all nodes: %.2f cores, %.0f MB PSS, %.0f copies sent/s, %.0f us CPU per copy; load generator + watcher: %.2f cores; %d superseded; all sent %s after the load)\n",
 			cpu, pss / 1024, copies / cwin, copies ? cpu * cwin * 1e6 / copies : 0, bc, sup, drained
-		printf "       (whole life of the mesh: %d copies sent, %s us CPU per copy)\n", sent_life, life_us
+		printf "       (whole life of the mesh: %d copies sent, %s us CPU per copy; sessyncd alone: %.1f MB RSS per node; the watcher'"'"'s inotify queue overflowed %d times)\n", sent_life, life_us, drss / n / 1024, ovf
 	}' "$T/procstat.out"
 it_finish >/dev/null
