@@ -5,7 +5,9 @@
 # over BENCH_IDLE_SECS (30) of idle: cores used and wakeups per second per
 # node (daemon + sshd + the relays sshd forked), and over 10 s the system
 # calls of n1's daemon and of one of its relays (strace -c), per second.
-# Idle should cost ~0: no busy polling, keepalives only.
+# Idle should cost ~0: no busy polling, keepalives only. Then the same over
+# 65 s, which holds one periodic catch-up per connection (BENCH_IDLE_RESYNC=0
+# skips it).
 #
 # usage: bench/idle.sh
 set -u -o pipefail
@@ -54,9 +56,15 @@ sleep 5   # past the last acknowledgements and journal writes
 groups=()
 for i in 1 2 3 4; do groups+=("n$i=$(daemon_pid "$i"),$(cat "$T/n$i/sshd/pid")"); done
 for i in 1 2 3 4; do groups+=("n$i-daemon=$(daemon_pid "$i")"); done
-echo "   over $SECS s idle, per node (daemon + sshd + its 3 relays and their sshd children), then the daemon alone"
-echo "   (resync_interval is 60 s: each connection's periodic inventory of all sessions falls into the window or not):"
+echo "   over $SECS s idle, per node (daemon + sshd + its 3 relays and their sshd children), then the daemon alone:"
 python3 "$here/procstat.py" "$SECS" "${groups[@]}" | sed 's/^/     /'
+# resync_interval (60 s): every connection asks for its peer's inventory
+# of all sessions once a minute ("Periodic catch-up"); a window of 65 s
+# holds one such round per connection, whatever its phase.
+if ((${BENCH_IDLE_RESYNC:-1})); then
+	echo "   over 65 s idle (one periodic catch-up per connection, resync_interval = 60 s):"
+	python3 "$here/procstat.py" 65 "${groups[@]}" | sed 's/^/     /'
+fi
 relay=$(pgrep -f -- "-c $T/n1/sessync.conf --serve" | head -n 1)
 for who in "daemon=$(daemon_pid 1)" "relay=$relay"; do
 	pid=${who#*=}
