@@ -165,6 +165,7 @@ win=$((SECS - 6))
 sleep 2
 python3 "$here/procstat.py" "$win" "${groups[@]}" "bench=$bench" >"$T/procstat.out" &
 pst=$!
+it_track_pid "$pst"
 t0=$(now_ms)
 sent0=$(sent_total)
 sleep "$(awk -v w="$win" -v a="$t0" -v b="$(now_ms)" 'BEGIN { s = w - 0.5 - (b - a) / 1000; print (s > 0 ? s : 0) }')"
