@@ -313,6 +313,7 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
                 log_error("session %s: cannot persist tombstone: %s", e->tag, strerror(-r));
                 return r;
         }
+        kind &= (uint8_t)~STATE_UNSEEN;   /* the journal's mark only */
         node_set_kind(n, e, kind);
         e->ver = *v;
         e->size = 0;
@@ -379,6 +380,16 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
         struct node *n = ctx;
         struct node_ent *e;
 
+        bool unseen = ver_is_tomb(kind & ~STATE_UNSEEN) && (kind & STATE_UNSEEN);
+
+        if (kind == STATE_KIND_MARK && strcmp(name, STATE_MARK_NAME) == 0) {
+                /* Forgotten before this start: what they beat is still refused. */
+                if (!n->unseen_marked || ver_cmp(v, &n->unseen_mark) > 0)
+                        n->unseen_mark = *v;
+                n->unseen_marked = true;
+                return;
+        }
+        kind &= (uint8_t)~STATE_UNSEEN;
         /* The journal is ours, but a name is trusted nowhere without the
          * same check the directory scan and the wire get. */
         if (!sess_name_valid(name, n->conf->session_format, n->conf->session_prefix)) {
@@ -397,6 +408,8 @@ void node_load_record(void *ctx, const char *name, uint8_t kind, const struct pr
         e->ver = *v;
         if (kind != VER_KIND_FILE)
                 e->tomb_ns = made_ns;
+        if (unseen && !e->unseen_at)
+                (void)node_unseen_heap_add(n, e);   /* back in the bounded set; the next add trims it */
 }
 
 void node_forget_files(struct node *n) {
@@ -406,23 +419,39 @@ void node_forget_files(struct node *n) {
         }
 }
 
-static int table_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
-        struct node_ent **cur = ctx;
+struct table_cursor {
+        struct node *n;
+        struct node_ent *e;
+        bool mark_done;
+};
 
-        while (*cur && (*cur)->kind == VER_KIND_NONE)
-                *cur = (*cur)->hh.next;
-        if (!*cur)
-                return 0;
-        *name = (*cur)->name;
-        *kind = (*cur)->kind;
-        *v = (*cur)->ver;
-        *made = (*cur)->kind == VER_KIND_FILE ? 0 : (*cur)->tomb_ns;
-        *cur = (*cur)->hh.next;
+/* Every record the table holds, then the watermark of forgotten
+ * tombstones for names never seen (lib/state.h). */
+static int table_next(void *ctx, const char **name, uint8_t *kind, struct proto_ver *v, uint64_t *made) {
+        struct table_cursor *cur = ctx;
+
+        while (cur->e && cur->e->kind == VER_KIND_NONE)
+                cur->e = cur->e->hh.next;
+        if (!cur->e) {
+                if (cur->mark_done || !cur->n->unseen_marked)
+                        return 0;
+                cur->mark_done = true;
+                *name = STATE_MARK_NAME;
+                *kind = STATE_KIND_MARK;
+                *v = cur->n->unseen_mark;
+                *made = 0;
+                return 1;
+        }
+        *name = cur->e->name;
+        *kind = cur->e->kind | (cur->e->unseen_at ? STATE_UNSEEN : 0);
+        *v = cur->e->ver;
+        *made = cur->e->kind == VER_KIND_FILE ? 0 : cur->e->tomb_ns;
+        cur->e = cur->e->hh.next;
         return 1;
 }
 
 int node_compact_state(struct node *n) {
-        struct node_ent *cur = n->table;
+        struct table_cursor cur = { .n = n, .e = n->table };
 
         if (!n->state || !state_want_compact(n->state, n->n_files + n->n_tombs))
                 return 0;

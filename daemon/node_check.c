@@ -213,13 +213,15 @@ static void unreadable(struct node *n, struct node_ent *e, int r) {
 /* Read e under LOCK_SH and reconcile the entry with the disk. */
 static int look(struct node *n, struct node_ent *e) {
         struct sess_file f = SESS_FILE_INIT;
+        bool was_skipped;
         int r;
 
+        was_skipped = e->skip;   /* node_open clears it when the file is gone */
         r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 readable(n, e, true);
-                if (r == -ENOENT && e->kind == VER_KIND_NONE)
-                        unrecorded_delete(n, e);
+                if (r == -ENOENT && e->kind == VER_KIND_NONE && !was_skipped)
+                        unrecorded_delete(n, e);   /* (a skipped file was never PHP's: no logout) */
                 else
                         node_saw(n, e, NULL);
                 e->start_busy = false;

@@ -174,7 +174,8 @@ struct node_ent *node_ensure(struct node *n, const char *name);
 void node_set_kind(struct node *n, struct node_ent *e, uint8_t kind);
 /* Record a version this node now holds on disk (read or applied). */
 void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver *v, size_t size, bool from_peer);
-/* Record a tombstone; persisted (not yet synced) when a journal is attached. */
+/* Record a tombstone; persisted (not yet synced) when a journal is attached.
+ * kind may carry STATE_UNSEEN (lib/state.h): journaled so, kept without it. */
 int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const struct proto_ver *v, bool from_peer);
 /* Journal that e is about to be overwritten with a peer's version v; and,
  * after a failed apply, journal e's state again. */
@@ -200,6 +201,8 @@ bool node_space_reserved(struct node *n, size_t idx);
  * unseen_max the one covering least is forgotten and the watermark rises.
  * Returns 0 or -ENOMEM (e is then kept as a plain tombstone). */
 int node_unseen_add(struct node *n, struct node_ent *e);
+/* Raise the watermark to v (if above it), journaled. */
+void node_unseen_raise(struct node *n, const struct proto_ver *v);
 /* node.c: the heap itself. Insert e, fix e after its tombstone grew, the
  * one covering least (NULL if empty). node_set_kind takes an entry out when
  * it stops being a tombstone. */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "daemon/log.h"
+#include "lib/state.h"
 #include "daemon/loop.h"
 #include "lib/delta.h"
 #include "lib/sess.h"
@@ -262,7 +263,9 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
                 ack_refuse(ack, PROTO_ST_RETRY);
                 return;
         }
-        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+        /* Journaled as a tombstone of a name never had (lib/state.h), so a
+         * restart puts it back in the bounded set. */
+        if ((r = node_record_tomb(n, e, m->kind | STATE_UNSEEN, &m->ver, true)) < 0) {
                 write_failed(n, idx, m, ack, r);
                 return;
         }

@@ -25,6 +25,7 @@
 #include <sys/statvfs.h>
 
 #include "daemon/log.h"
+#include "lib/state.h"
 #include "daemon/loop.h"
 #include "lib/ver.h"
 
@@ -85,6 +86,20 @@ bool node_space_reserved(struct node *n, size_t idx) {
         return false;
 }
 
+void node_unseen_raise(struct node *n, const struct proto_ver *v) {
+        int r;
+
+        if (n->unseen_marked && ver_cmp(v, &n->unseen_mark) <= 0)
+                return;
+        n->unseen_mark = *v;
+        n->unseen_marked = true;
+        /* Journaled (and synced with this turn's tombstones) before the
+         * forgotten one's record goes: a restart keeps refusing what it
+         * beat. */
+        if (n->state && (r = state_put(n->state, STATE_MARK_NAME, STATE_KIND_MARK, v)) < 0)
+                log_error("cannot persist the watermark of names never seen: %s", strerror(-r));
+}
+
 int node_unseen_add(struct node *n, struct node_ent *e) {
         struct node_ent *old;
         int r;
@@ -95,16 +110,14 @@ int node_unseen_add(struct node *n, struct node_ent *e) {
         }
         if ((r = node_unseen_heap_add(n, e)) < 0)
                 return r;
+
         /* The one covering least goes first, so the watermark stays as low
          * as the bound allows; never the one just kept (the caller holds it). */
         while (n->n_unseen > n->unseen_max && (old = node_unseen_heap_min(n)) != e) {
                 struct proto_ver c;
 
-                if (ver_tomb_cover(old->kind, &old->ver, &c) &&
-                    (!n->unseen_marked || ver_cmp(&c, &n->unseen_mark) > 0)) {
-                        n->unseen_mark = c;
-                        n->unseen_marked = true;
-                }
+                if (ver_tomb_cover(old->kind, &old->ver, &c))
+                        node_unseen_raise(n, &c);
                 n->unseen_forgotten_total++;
                 node_forget(n, old);   /* out of the heap (node_set_kind) */
         }

@@ -78,7 +78,9 @@ static int apply_line(struct state_rec **map, char *line) {
                 return 0;
         }
         if (sscanf(line, "T %u %" SCNu64 " %" SCNx64 " %" SCNu64 " %255s", &kind, &mt, &h, &made, name) != 5 ||
-            (kind > PROTO_KIND_EXPIRE && kind != STATE_KIND_APPLYING) || !proto_name_ok(name, strlen(name)))
+            (kind > PROTO_KIND_EXPIRE && kind != STATE_KIND_APPLYING && kind != STATE_KIND_MARK &&
+             kind != (PROTO_KIND_DESTROY | STATE_UNSEEN) && kind != (PROTO_KIND_EXPIRE | STATE_UNSEEN)) ||
+            !proto_name_ok(name, strlen(name)))
                 return 0;
         HASH_FIND_STR(*map, name, old);
         if (old) {
@@ -341,8 +343,8 @@ int state_put(struct state *s, const char *name, uint8_t kind, const struct prot
                 return n;
         if ((r = io_write_all(s->fd, buf, (size_t)n)) < 0)
                 return r;
-        if (kind == PROTO_KIND_DESTROY || kind == PROTO_KIND_EXPIRE)
-                s->unsynced = true;   /* only tombstones must survive power loss */
+        if (kind != PROTO_KIND_FILE && kind != STATE_KIND_APPLYING)
+                s->unsynced = true;   /* only tombstones (and their watermark) must survive power loss */
         s->records++;
         s->live++;
         return 0;

@@ -8,7 +8,10 @@
  * Storage: state_dir/journal, an append-only text journal, one record a
  * line (session names have no spaces or newlines):
  *     T <kind> <mtime_ns> <hash-hex16> <made_ns> <name>   kind 0 file, 1 destroy, 2 expire,
- *                                                         9 a peer's version being written
+ *                                                         9 a peer's version being written,
+ *                                                         17, 18 a destroy, an expiry of a name
+ *                                                         never had (STATE_UNSEEN), 10 with
+ *                                                         name "-": the watermark of those forgotten
  *     D <name>                                            forget name
  * The last record of a name wins. A torn last line (crash mid-append) is
  * cut off at open.
@@ -41,6 +44,14 @@ struct state;
  * record after it. Found last at start, it means the daemon died mid-write
  * and the file's bytes and mtime cannot be trusted. */
 #define STATE_KIND_APPLYING 9
+/* docs/DESIGN.md "Names never seen": a tombstone of a name this node never
+ * had is journaled as its kind | STATE_UNSEEN, so a restart puts it back in
+ * the bounded set; and the watermark of the ones forgotten is the record of
+ * kind STATE_KIND_MARK under the name STATE_MARK_NAME (never a session
+ * name: none is one character long). An older sessyncd skips both. */
+#define STATE_UNSEEN 0x10
+#define STATE_KIND_MARK 10
+#define STATE_MARK_NAME "-"
 
 typedef void (*state_load_cb)(void *ctx, const char *name, uint8_t kind, const struct proto_ver *v,
                               uint64_t made_ns);

@@ -536,3 +536,52 @@ Test(recv, unseen_keeps_the_newest_whatever_the_order) {
         node_recv(node, 1, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE);
 }
+
+/* The bound, across a restart: the tombstones of names never seen are
+ * journaled as such and the watermark of the forgotten ones with them, so
+ * after a restart a copy from before a forgotten logout is still refused
+ * and the set is still the set (lib/state.h, docs/DESIGN.md "Names never
+ * seen"). */
+Test(recv, unseen_watermark_survives_a_restart) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        char sdir[96], name[64], cmd[160];
+        struct state *st = NULL;
+        struct proto_msg m, ack;
+        struct node *n2 = NULL;
+
+        snprintf(sdir, sizeof(sdir), "%s.state", dir);
+        cr_assert_eq(mkdir(sdir, 0700), 0);
+        cr_assert_eq(state_open(sdir, node_load_record, node, false, &st), 0);
+        node_set_state(node, st);
+        node->unseen_max = 10;
+        node->new_burst = 1000;
+        for (int i = 0; i < 50; i++) {
+                snprintf(name, sizeof(name), "sess_gone%04d", i);
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK);
+        }
+        cr_assert_eq(node_n_unseen(node), 10);
+        cr_assert_eq(node_make_durable(node), 0);
+        state_close(st);
+        node_set_state(node, NULL);
+
+        /* The next start: a new node loads the same journal. */
+        cr_assert_eq(node_new(&conf, loop, dirfd_, &n2), 0);
+        cr_assert_eq(state_open(sdir, node_load_record, n2, false, &st), 0);
+        node_set_state(n2, st);
+        cr_assert_eq(node_n_unseen(n2), 10, "the kept ones are back in the bounded set");
+        cr_assert_eq(node_n_tombs(n2), 10);
+        m = file_msg("sess_gone0003", "user=alice", t0 + 2 * 100000000ull);
+        node_recv(n2, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "a copy from before a logout forgotten before the restart: %s",
+                     proto_status_name(ack.status));
+        cr_assert_not(exists("sess_gone0003"));
+        m = file_msg("sess_after", "user=bob", (now_s() - 1) * 1000000000ull);
+        node_recv(n2, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        state_close(st);
+        node_free(n2);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+        (void)system(cmd);
+}
