@@ -274,6 +274,9 @@ static void on_record(void *ctx, const char *name, uint8_t kind, const struct pr
         struct fz_rec **recs = ctx, *r = NULL;
 
         (void)made_ns;
+        if (kind == STATE_KIND_MARK && strcmp(name, STATE_MARK_NAME) == 0)
+                return;   /* the watermark of names never seen: not a name */
+        kind &= (uint8_t)~STATE_UNSEEN;
         HASH_FIND_STR(*recs, name, r);
         if (!r) {
                 r = calloc(1, sizeof(*r) + strlen(name) + 1);
