@@ -28,9 +28,10 @@ assert_eq "$?" 0 "--status --json exits 0"
 py=$(python3 - "$json" <<'PY'
 import json, sys
 o = json.loads(sys.argv[1])
-top = ["node", "sessions", "tombstones", "skipped", "ready", "peers"]
-peer = ["name", "connected", "pending", "lag_ms", "sent", "applied", "bytes_sent", "bytes_full", "conflicts", "last_error",
-        "catchup"]
+top = ["node", "sessions", "tombstones", "skipped", "ready", "unreadable", "unreadable_total", "lock_retries",
+       "unseen_tombstones", "unseen_forgotten", "peers"]
+peer = ["name", "connected", "pending", "lag_ms", "sent", "applied", "bytes_sent", "bytes_full", "conflicts", "refused_new",
+        "last_error", "catchup"]
 assert list(o) == top, list(o)
 assert o["node"] == "n1" and o["sessions"] == 1 and o["tombstones"] == 0 and o["skipped"] == 0, o
 assert len(o["peers"]) == 1
