@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """systemd's socket activation (Accept=no) without systemd, for the tests.
 
-  sockact.py [--pidfile F] [--tcp | --elsewhere] [--fds N] [--now] PATH -- CMD...
+  sockact.py [--pidfile F] [--tcp | --elsewhere] [--fds N] [--now]
+             [--socket-user U --socket-group G --socket-mode M --directory-mode M] PATH -- CMD...
 
 Binds the unix socket PATH (mode 0660, as SocketMode=0660 makes it) and
 listens, the way a .socket unit does, then, like systemd for a service that
@@ -17,10 +18,16 @@ bound to PATH.elsewhere; --fds N says LISTEN_FDS=N (fd 3 is still the one
 socket). --now starts CMD at once, without waiting for a connection
 (`systemctl start` of the service while its socket is active).
 
+--socket-user, --socket-group, --socket-mode, --directory-mode: as the
+.socket unit's SocketUser=, SocketGroup=, SocketMode= (default 0660) and
+DirectoryMode= (PATH's missing parent directories, default 0755).
+
 --pidfile F: CMD's pid is written to F at each start (the tests' daemon.pid).
 SIGTERM stops the launcher and CMD (the socket file stays, as with systemd).
 """
+import grp
 import os
+import pwd
 import select
 import signal
 import socket
@@ -31,6 +38,7 @@ import time
 def main():
     args = sys.argv[1:]
     pidfile, tcp, elsewhere, fds, now = None, False, False, 1, False
+    user, group, mode, dmode = None, None, 0o660, 0o755
     while args and args[0] != "--" and args[0].startswith("--"):
         a = args.pop(0)
         if a == "--pidfile":
@@ -43,6 +51,14 @@ def main():
             fds = int(args.pop(0))
         elif a == "--now":
             now = True
+        elif a == "--socket-user":
+            user = args.pop(0)
+        elif a == "--socket-group":
+            group = args.pop(0)
+        elif a == "--socket-mode":
+            mode = int(args.pop(0), 8)
+        elif a == "--directory-mode":
+            dmode = int(args.pop(0), 8)
         else:
             sys.exit("sockact.py: unknown option " + a)
     if len(args) < 3 or args[1] != "--":
@@ -58,10 +74,14 @@ def main():
             os.unlink(where)
         except FileNotFoundError:
             pass
+        old = os.umask(0)
+        os.makedirs(os.path.dirname(where), mode=dmode, exist_ok=True)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o117)
+        os.umask(0o777 & ~mode)
         s.bind(where)
         os.umask(old)
+        if user or group:
+            os.chown(where, pwd.getpwnam(user).pw_uid if user else -1, grp.getgrnam(group).gr_gid if group else -1)
     s.listen(64)
 
     child = [0]
