@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2016,SC2317,SC2086,SC2001,SC2034  # code in single quotes; helpers run via check; README commands split into words on purpose; IT_NODES is lib.sh's
+# shellcheck disable=SC2016,SC2317,SC2086,SC2001,SC2034,SC2089  # code in single quotes; helpers run via check; README commands split into words on purpose; IT_NODES is lib.sh's; UNIT_SANDBOX is bash source, passed on by declare -p
 # The README's "## Configure a cluster", steps 1-7, performed literally on
 # two nodes, web1 and web2, then PHP as www-data logs a user in on web1, PHP
 # as www-data on web2 reads that session, and a logout on web2 reaches web1.
@@ -19,8 +19,11 @@
 # fstab line, make install, the keys and the session tmpfs all land there,
 # never in the machine's own /etc, /var or /usr/local. Each node runs the
 # distribution's sshd on port 22 of its address. `systemctl enable --now`
-# is the one command that is emulated: the test reads the installed unit and
-# starts its ExecStartPre= and ExecStart= as systemd would (User=, Group=,
+# is the one command that is emulated: the socket unit's socket is held, as
+# root, by tests/integration/sockact.py (its SocketUser=, SocketGroup=,
+# SocketMode=, DirectoryMode=), which starts the service now and on any
+# connection while it is down, passing the socket (LISTEN_FDS, fd 3); the
+# test reads the installed unit and starts its ExecStartPre= and ExecStart= as systemd would (User=, Group=,
 # the supplementary groups initgroups(User, Group) gives, UMask=,
 # NoNewPrivileges=, RuntimeDirectory=, ProtectSystem=strict with
 # ReadWritePaths=, PrivateTmp=, a clean environment; the other sandboxing
@@ -35,7 +38,9 @@
 # own files handler (php-fpm behind nginx) read on web2 and a logout on web2
 # that reaches web1;
 # what the layout closes (a file not PHP's does not travel, PHP cannot read
-# the key or the config, --serve needs --from); step 3's warning (Debian's
+# the key or the config, --serve needs --from); "Run it"'s maintenance: with
+# both daemons stopped (their sockets stay), a --full-sync on web1 starts
+# web2's daemon through its socket and exits 0; step 3's warning (Debian's
 # 1733 directory is refused); and the machine's own files untouched.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
@@ -464,6 +469,7 @@ unit_start() {
 	listen=$(sock_one "$i" ListenStream)
 	[[ $listen == /* && $(sock_one "$i" Accept) == no ]] || return 1
 	{
+		# shellcheck disable=SC2090  # declare -p prints it quoted, for bash to read back
 		declare -p T HOLDER NAME UNIT_FILE ADMIN_PATH UNIT_SANDBOX
 		declare -f in_node unit_get unit_one unit_words as_unit unit_run
 		echo "unit_run $i"

@@ -29,7 +29,7 @@ it_require_daemon
 
 LAUNCH="$IT_LIB_DIR/sockact.py"
 cluster_create 2 || it_abort "cluster not created"
-sshd_start 1 && sshd_start 2 || it_abort "sshd did not start"
+{ sshd_start 1 && sshd_start 2; } || it_abort "sshd did not start"
 daemon_start 1 || it_abort "n1's daemon did not start"
 fault_phpish
 SOCK2=$(node_sock 2)
