@@ -323,7 +323,8 @@ int daemon_run(const struct conf *c) {
         }
         if ((r = server_new(d.node, d.loop, d.peers, &d.server)) < 0) {
                 log_error("socket \"%s\": %s", c->socket,
-                          r == -EADDRINUSE ? "another sessyncd is running there"
+                          r == -EADDRINUSE ? "another sessyncd is running there, or sessyncd.socket listens there "
+                                             "(then systemctl start sessyncd)"
                           : r == -EBADFD   ? "not the socket systemd passed (see above)"
                                            : strerror(-r));
                 goto out;
