@@ -323,7 +323,10 @@ int daemon_run(const struct conf *c) {
         }
         if ((r = server_new(d.node, d.loop, d.peers, &d.server)) < 0) {
                 log_error("socket \"%s\": %s", c->socket,
-                          r == -EADDRINUSE ? "another sessyncd is running there" : strerror(-r));
+                          r == -EADDRINUSE ? "another sessyncd is running there, or sessyncd.socket listens there "
+                                             "(then systemctl start sessyncd)"
+                          : r == -EBADFD   ? "not the socket systemd passed (see above)"
+                                           : strerror(-r));
                 goto out;
         }
         if (c->health_listen && (r = health_new(d.loop, d.node, c->health_listen, &d.health)) < 0) {
@@ -350,7 +353,7 @@ int daemon_run(const struct conf *c) {
                 log_info("stopped");
         }
 out:
-        if (d.server)
+        if (d.server && server_socket_ours(d.server))
                 (void)unlink(d.conf->socket);   /* read at start only: the same after a reload */
         daemon_close(&d);
         if (claim >= 0)

@@ -335,7 +335,7 @@ int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct
                 free(s);
                 return -ENOMEM;
         }
-        s->fd = sock_bind(s->conf->socket, &s->gid);
+        s->fd = sock_open(s->conf->socket, &s->gid, &s->from_systemd);
         if (s->fd < 0) {
                 r = s->fd;
                 free(s->peer);
@@ -410,6 +410,10 @@ size_t server_n_conns(const struct server *s) {
         for (const struct server_conn *k = s->conns; k; k = k->next)
                 n += !k->dead;
         return n;
+}
+
+bool server_socket_ours(const struct server *s) {
+        return !s->from_systemd;
 }
 
 void server_no_status(struct server *s) {

@@ -24,6 +24,7 @@
 #ifndef SESSYNC_DAEMON_SERVER_H
 #define SESSYNC_DAEMON_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct loop;
@@ -31,9 +32,13 @@ struct node;
 struct peer;
 struct server;
 
-/* Bind the config's socket (mode 0660; a stale socket is replaced, a live one is
- * -EADDRINUSE: another daemon runs). */
+/* Take the config's socket from systemd, or bind it (mode 0660; a stale
+ * socket is replaced, a live one is -EADDRINUSE: another daemon runs); see
+ * sock_open. */
 int server_new(struct node *n, struct loop *l, struct peer *const *peers, struct server **ret);
+/* The socket file is this server's to remove at exit: it bound it, systemd
+ * did not pass it (systemd keeps listening there while the daemon is down). */
+bool server_socket_ours(const struct server *s);
 void server_free(struct server *s);
 void server_flush(struct server *s);
 /* The --serve stand-in (daemon/standin.c): STATUS_REQ is not answered

@@ -93,6 +93,7 @@ struct server {
         struct server_peer *peer_next;  /* a reload's, made by server_reserve_peers */
         bool no_status;                 /* the --serve stand-in: it has no peers to report */
         gid_t gid;                      /* the socket's group: its members may connect */
+        bool from_systemd;              /* the socket was passed (sock_open): its file is not ours */
         uint64_t refused_ms;            /* refusals are logged at most once a minute, */
         uint64_t refused_quiet;         /* with how many went unlogged since */
         struct server_rate sock_lines;  /* what unclassified clients and the pools cause */

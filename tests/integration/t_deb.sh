@@ -36,6 +36,7 @@ host_sum() { cat /etc/passwd /etc/group /etc/shadow /etc/gshadow /var/lib/dpkg/s
 host_paths() {
 	local p
 	for p in /etc/sessync /lib/systemd/system/sessyncd.service /usr/lib/systemd/system/sessyncd.service \
+		/lib/systemd/system/sessyncd.socket /usr/lib/systemd/system/sessyncd.socket \
 		/usr/sbin/sessyncd /var/lib/sessync /var/lib/sessync-ssh /usr/share/man/man8/sessyncd.8.gz; do
 		[[ -e $p ]] && echo "$p"
 	done
@@ -75,6 +76,7 @@ check "/usr/sbin/sessyncd, 0755" has -rwxr-xr-x ./usr/sbin/sessyncd
 check "man page sessyncd(8)" has -rw-r--r-- ./usr/share/man/man8/sessyncd.8.gz
 check "man page sessync.conf(5)" has -rw-r--r-- ./usr/share/man/man5/sessync.conf.5.gz
 check "the unit /lib/systemd/system/sessyncd.service" has -rw-r--r-- ./lib/systemd/system/sessyncd.service
+check "the socket unit /lib/systemd/system/sessyncd.socket" has -rw-r--r-- ./lib/systemd/system/sessyncd.socket
 check "the config /etc/sessync/sessync.conf" has -rw-r--r-- ./etc/sessync/sessync.conf
 for e in authorized_keys haproxy-sessync.cfg systemd/php8.2-fpm.service.d/sessync.conf systemd/nginx.service.d/sessync.conf; do
 	check "example $e under /usr/share/doc/sessync/examples" has -rw-r--r-- "./usr/share/doc/sessync/examples/$e"
@@ -90,6 +92,8 @@ assert_eq "$(grep -rl /usr/local "$T/x/etc" "$T/x/lib" "$T/x/usr/share/doc")" ""
 assert_eq "$(sed -n '/^\[Unit\]/,$p' "$T/x/lib/systemd/system/sessyncd.service")" \
 	"$(sed -n '/^\[Unit\]/,$p' "$REPO/conf/sessyncd.service" | sed 's|/usr/local/sbin/|/usr/sbin/|g')" \
 	"the unit is conf/sessyncd.service with /usr/sbin/sessyncd"
+assert_eq "$(sed -n '/^\[Unit\]/,$p' "$T/x/lib/systemd/system/sessyncd.socket")" \
+	"$(sed -n '/^\[Unit\]/,$p' "$REPO/conf/sessyncd.socket")" "the socket unit is conf/sessyncd.socket"
 assert_eq "$(grep -v '^#' "$T/x/etc/sessync/sessync.conf")" "$(grep -v '^#' "$REPO/conf/sessync.conf")" \
 	"the conffile is conf/sessync.conf (comments aside)"
 out=$("$T/x/usr/sbin/sessyncd" --version 2>&1)
@@ -166,6 +170,8 @@ check "the unit is installed" ns_exists /lib/systemd/system/sessyncd.service
 # Not enabled, so never started: deb-systemd-invoke, which the postinst
 # calls where systemd runs, starts no disabled unit.
 check "... and not enabled (no multi-user.target.wants link)" not ns_exists /etc/systemd/system/multi-user.target.wants/sessyncd.service
+check "the socket unit is installed" ns_exists /lib/systemd/system/sessyncd.socket
+check "... and not enabled (no sockets.target.wants link)" not ns_exists /etc/systemd/system/sockets.target.wants/sessyncd.socket
 out=$(in_ns /usr/sbin/sessyncd --version 2>&1)
 check "/usr/sbin/sessyncd runs ($out)" test "${out#"sessyncd $VERSION "}" != "$out"
 check "the receiving account reads the config (group sessync)" quiet as sessync cat /etc/sessync/sessync.conf
@@ -197,6 +203,7 @@ ns_dpkg "dpkg -r sessync" -r sessync
 assert_eq "$(in_ns dpkg-query -W -f='${Status}' sessync)" "deinstall ok config-files" "dpkg: sessync deinstall ok config-files"
 check "/usr/sbin/sessyncd is gone" not ns_exists /usr/sbin/sessyncd
 check "the unit is gone" not ns_exists /lib/systemd/system/sessyncd.service
+check "the socket unit is gone" not ns_exists /lib/systemd/system/sessyncd.socket
 check "the conffile stays (with the edit)" in_ns grep -q '^; edited by the admin' /etc/sessync/sessync.conf
 check "the key stays" ns_exists /etc/sessync/id_ed25519
 check "the state dir stays, tombstones in it" ns_exists /var/lib/sessync/tombstones

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck disable=SC2016,SC2317,SC2086,SC2001,SC2034  # code in single quotes; helpers run via check; README commands split into words on purpose; IT_NODES is lib.sh's
+# shellcheck disable=SC2016,SC2317,SC2086,SC2001,SC2034,SC2089  # code in single quotes; helpers run via check; README commands split into words on purpose; IT_NODES is lib.sh's; UNIT_SANDBOX is bash source, passed on by declare -p
 # The README's "## Configure a cluster", steps 1-7, performed literally on
 # two nodes, web1 and web2, then PHP as www-data logs a user in on web1, PHP
 # as www-data on web2 reads that session, and a logout on web2 reaches web1.
@@ -19,8 +19,11 @@
 # fstab line, make install, the keys and the session tmpfs all land there,
 # never in the machine's own /etc, /var or /usr/local. Each node runs the
 # distribution's sshd on port 22 of its address. `systemctl enable --now`
-# is the one command that is emulated: the test reads the installed unit and
-# starts its ExecStartPre= and ExecStart= as systemd would (User=, Group=,
+# is the one command that is emulated: the socket unit's socket is held, as
+# root, by tests/integration/sockact.py (its SocketUser=, SocketGroup=,
+# SocketMode=, DirectoryMode=), which starts the service now and on any
+# connection while it is down, passing the socket (LISTEN_FDS, fd 3); the
+# test reads the installed unit and starts its ExecStartPre= and ExecStart= as systemd would (User=, Group=,
 # the supplementary groups initgroups(User, Group) gives, UMask=,
 # NoNewPrivileges=, RuntimeDirectory=, ProtectSystem=strict with
 # ReadWritePaths=, PrivateTmp=, a clean environment; the other sandboxing
@@ -35,7 +38,9 @@
 # own files handler (php-fpm behind nginx) read on web2 and a logout on web2
 # that reaches web1;
 # what the layout closes (a file not PHP's does not travel, PHP cannot read
-# the key or the config, --serve needs --from); step 3's warning (Debian's
+# the key or the config, --serve needs --from); "Run it"'s maintenance: with
+# both daemons stopped (their sockets stay), a --full-sync on web1 starts
+# web2's daemon through its socket and exits 0; step 3's warning (Debian's
 # 1733 directory is refused); and the machine's own files untouched.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
@@ -139,8 +144,8 @@ FINGERPRINT=$(span 5 'ssh-keygen -lf ')
 need FINGERPRINT "step 5's ssh-keygen -lf of the peer's host key"
 STEP6=$(guide_step 6 | fenced sh)
 need STEP6 "a \`\`\`sh block in step 6 (authorized_keys)"
-START=$(span 7 'install ')
-need START "step 7's install of the unit and systemctl"
+STEP7=$(guide_step 7 | fenced sh)
+need STEP7 "a \`\`\`sh block in step 7 (install the units, systemctl)"
 UNIT_USER=$(span 7 'User=')
 need UNIT_USER "step 7's User= of the unit"
 UNIT_GROUP=$(span 7 'Group=')
@@ -152,13 +157,14 @@ need STATUS_WHO "step 7's \"(as root, ...)\" list of who may run --status"
 
 # What the test does not run from the README but depends on: say what the
 # README says, or fail here rather than test something else.
-SYSTEMCTL=" && systemctl enable --now sessyncd"
-[[ $START == *"$SYSTEMCTL" ]] ||
-	it_abort "step 7 is no longer \"install ...$SYSTEMCTL\": the test emulates exactly that systemctl: got '$START'"
-UNIT_INSTALL=${START%"$SYSTEMCTL"}
+SYSTEMCTL="systemctl daemon-reload && systemctl enable --now sessyncd.socket sessyncd"
+[[ $(sed -n 2p <<<"$STEP7") == "$SYSTEMCTL" ]] ||
+	it_abort "step 7's second line is no longer \"$SYSTEMCTL\": the test emulates exactly that systemctl: got '$STEP7'"
+UNIT_INSTALL=$(sed -n 1p <<<"$STEP7")
 UNIT_FILE=/etc/systemd/system/sessyncd.service
-[[ $UNIT_INSTALL == "install -m 0644 conf/sessyncd.service /etc/systemd/system/" ]] ||
-	it_abort "step 7 installs the unit differently now: '$UNIT_INSTALL' (the test reads $UNIT_FILE)"
+SOCKET_FILE=/etc/systemd/system/sessyncd.socket
+[[ $UNIT_INSTALL == "install -m 0644 conf/sessyncd.service conf/sessyncd.socket /etc/systemd/system/" ]] ||
+	it_abort "step 7 installs the units differently now: '$UNIT_INSTALL' (the test reads $UNIT_FILE and $SOCKET_FILE)"
 [[ $(grep -c '10\.0\.0\.2' <<<"$CONF_INI") == 1 && $KEYSCAN == *10.0.0.2* ]] ||
 	it_abort "the guide's peer address is no longer 10.0.0.2 in step 4 and step 5"
 [[ $STEP6 == *"web2.pub"* ]] || it_abort "step 6 no longer reads web2.pub"
@@ -369,7 +375,8 @@ exec "$@"'
 # commands: in the unit's sandbox (UNIT_SANDBOX), as User= with Group= and
 # the supplementary groups systemd gives (initgroups(User, Group's gid): the
 # groups that list User, and Group), UMask=, NoNewPrivileges=, cwd /, the
-# environment systemd sets for User=.
+# environment systemd sets for User= (and the LISTEN_ variables of a socket
+# activation: sd_listen_fds(3)).
 as_unit() {
 	local i=$1 user group groups home shell umask strict ptmp nnp=() rw=() p
 	shift
@@ -397,7 +404,8 @@ print(",".join(str(g) for g in os.getgrouplist(sys.argv[1], grp.getgrnam(sys.arg
 		unshare --mount --propagation private -- \
 		bash -c "$UNIT_SANDBOX" _ "$strict" "${ptmp:-no}" "${#rw[@]}" "${rw[@]}" \
 		setpriv --reuid="$user" --regid="$group" --groups="$groups" "${nnp[@]}" -- \
-		env -i -C / PATH="$ADMIN_PATH" HOME="$home" USER="$user" LOGNAME="$user" SHELL="$shell" "$@"
+		env -i -C / PATH="$ADMIN_PATH" HOME="$home" USER="$user" LOGNAME="$user" SHELL="$shell" \
+		${LISTEN_FDS:+LISTEN_FDS=$LISTEN_FDS LISTEN_PID=$LISTEN_PID} "$@"
 }
 
 # unit_words I KEY: KEY's command as words, or fail on what this emulation
@@ -418,32 +426,65 @@ _daemon_answers() {
 	in_node "$1" env PATH="$ADMIN_PATH" timeout 5 $STATUS_CMD >/dev/null 2>&1
 }
 
-# unit_start I: what `systemctl enable --now sessyncd` does on node I (Type=simple).
-unit_start() {
-	local i=$1 d=$T/n$1 user group rtd rtm pre start pid
+# unit_run I: what systemd does to start the service on node I (Type=simple),
+# in this process, which ends as the daemon: RuntimeDirectory=,
+# ExecStartPre= (without the LISTEN_ variables, as systemd gives them to
+# ExecStart= only), then exec ExecStart=. Run by the socket's launcher, whose
+# child it is (LISTEN_PID: the exec's keep it). Lines go to daemon.log.
+unit_run() {
+	local i=$1 d=$T/n$1 user group rtd rtm pre start
+	exec >>"$d/daemon.log" 2>&1 </dev/null
 	user=$(unit_one "$i" User) group=$(unit_one "$i" Group)
 	rtd=$(unit_one "$i" RuntimeDirectory) rtm=$(unit_one "$i" RuntimeDirectoryMode)
-	[[ $(unit_one "$i" Type) == simple && -n $user && -n $group && $rtd != */* ]] || return 1
-	# RuntimeDirectory=: made at each start, owned by User:Group, RuntimeDirectoryMode=.
+	[[ $(unit_one "$i" Type) == simple && -n $user && -n $group && $rtd != */* ]] || exit 1
+	# RuntimeDirectory=: made (or made so) at each start, owned by User:Group, RuntimeDirectoryMode=.
 	if [[ -n $rtd ]]; then
-		in_node "$i" install -d -o "$user" -g "$group" -m "${rtm:-0755}" "/run/$rtd" || return 1
+		install -d -o "$user" -g "$group" -m "${rtm:-0755}" "/run/$rtd" || exit 1
 	fi
 	while read -r pre; do
 		[[ -n $pre ]] || continue
-		[[ $pre != [-+@!:]* && $pre != *[\"\'\$\\]* ]] || return 1
-		echo "#   ${NAME[$i]} (systemd, as $user:$group): $pre"
+		[[ $pre != [-+@!:]* && $pre != *[\"\'\$\\]* ]] || exit 1
 		# shellcheck disable=SC2086  # a plain command line, checked above
-		(as_unit "$i" $pre) </dev/null >>"$d/daemon.log" 2>&1 || { echo "# ExecStartPre failed: $pre"; return 1; }
+		(unset LISTEN_FDS LISTEN_PID; as_unit "$i" $pre) || { echo "# ExecStartPre failed: $pre"; exit 1; }
 	done < <(unit_get "$i" ExecStartPre)
-	start=$(unit_words "$i" ExecStart) || return 1
-	echo "#   ${NAME[$i]} (systemd, as $user:$group): $start"
-	echo "=== it: $(date +%T.%3N) unit start ${NAME[$i]}: $start" >>"$d/daemon.log"
+	start=$(unit_words "$i" ExecStart) || exit 1
+	echo "=== it: $(date +%T.%3N) unit start ${NAME[$i]} (LISTEN_FDS=${LISTEN_FDS:-}): $start"
 	# shellcheck disable=SC2086
-	as_unit "$i" $start </dev/null >>"$d/daemon.log" 2>&1 &
-	pid=$!
-	echo "$pid" >"$d/daemon.pid"
-	_it_wait_start "$pid" _daemon_answers "$i"
+	as_unit "$i" $start
 }
+
+# sock_one I KEY: KEY= of node I's installed socket unit's [Socket] section.
+sock_one() {
+	awk -v k="$2" '/^\[/ { s = ($0 == "[Socket]"); next }
+		s && index($0, k "=") == 1 { v = substr($0, length(k) + 2) } END { print v }' "$T/n$1$SOCKET_FILE"
+}
+
+# unit_start I: what `systemctl enable --now sessyncd.socket sessyncd` does on
+# node I: the socket unit listens (tests/integration/sockact.py, as root,
+# with its SocketUser=, SocketGroup=, SocketMode=, DirectoryMode=; Accept=no),
+# and the service starts now with it (unit_run), and again on a connection
+# whenever it is down. The daemon's PID goes to daemon.pid at each start.
+unit_start() {
+	local i=$1 d=$T/n$1 listen
+	listen=$(sock_one "$i" ListenStream)
+	[[ $listen == /* && $(sock_one "$i" Accept) == no ]] || return 1
+	{
+		# shellcheck disable=SC2090  # declare -p prints it quoted, for bash to read back
+		declare -p T HOLDER NAME UNIT_FILE ADMIN_PATH UNIT_SANDBOX
+		declare -f in_node unit_get unit_one unit_words as_unit unit_run
+		echo "unit_run $i"
+	} >"$d/unit_run.sh"
+	echo "#   ${NAME[$i]} (systemd, sessyncd.socket): listen on $listen, $(sock_one "$i" SocketUser):$(sock_one "$i" SocketGroup) $(sock_one "$i" SocketMode)"
+	echo "#   ${NAME[$i]} (systemd, sessyncd.service, as $(unit_one "$i" User):$(unit_one "$i" Group)): $(unit_get "$i" ExecStartPre | paste -sd';'); $(unit_one "$i" ExecStart)"
+	( in_node_exec "$i" python3 "$IT_LIB_DIR/sockact.py" --now --pidfile "$d/daemon.pid" \
+		--socket-user "$(sock_one "$i" SocketUser)" --socket-group "$(sock_one "$i" SocketGroup)" \
+		--socket-mode "$(sock_one "$i" SocketMode)" --directory-mode "$(sock_one "$i" DirectoryMode)" \
+		"$listen" -- /bin/bash "$d/unit_run.sh" ) </dev/null >>"$d/daemon.log" 2>&1 &
+	SOCKET_PID[i]=$!
+	it_track_pid "$!"
+	wait_until "$IT_START_TIMEOUT" test -s "$d/daemon.pid" && _it_wait_start "$(daemon_pid "$i")" _daemon_answers "$i"
+}
+SOCKET_PID=("" "" "")
 
 # ---------------------------------------------------------------- cleanup
 
@@ -477,7 +518,7 @@ host_sum() { cat /etc/passwd /etc/group /etc/shadow /etc/gshadow /etc/fstab 2>/d
 host_before=$(host_sum)
 host_paths() {
 	local p
-	for p in /etc/sessync /etc/systemd/system/sessyncd.service /var/lib/sessync /var/lib/sessync-ssh /run/sessync \
+	for p in /etc/sessync /etc/systemd/system/sessyncd.service /etc/systemd/system/sessyncd.socket /var/lib/sessync /var/lib/sessync-ssh /run/sessync \
 		/usr/local/sbin/sessyncd /etc/systemd/system/"$FPM_UNIT".service.d /etc/systemd/system/nginx.service.d \
 		/etc/nginx/sites-enabled/app; do
 		[[ -e $p ]] && echo "$p"
@@ -576,13 +617,14 @@ check "conf/authorized_keys has the line step 6 writes (for web2)" grep -qF -- \
 for i in 1 2; do
 	step "$i" 7 "Start it"
 	run_guide "$i" "$REPO" "step 7 ($UNIT_INSTALL)" "$UNIT_INSTALL"
-	echo "#   ${NAME[$i]}# systemctl enable --now sessyncd   (emulated: no systemd here)"
+	echo "#   ${NAME[$i]}# $SYSTEMCTL   (emulated: no systemd here)"
 	assert_eq "User=$(unit_one "$i" User) Group=$(unit_one "$i" Group)" "$UNIT_USER $UNIT_GROUP" \
 		"${NAME[$i]}: the installed unit has the README's $UNIT_USER and $UNIT_GROUP"
 	assert_eq "$(in_node "$i" stat -c '%U:%G %a' /var/lib/sessync)" \
 		"$(unit_one "$i" User):$(unit_one "$i" Group) $(printf %o "$((8#$(unit_one "$i" StateDirectoryMode)))")" \
 		"${NAME[$i]}: step 2's /var/lib/sessync is what the unit's StateDirectory= makes it"
-	check "${NAME[$i]}: sessyncd started as the unit starts it (ExecStartPre, ExecStart)" unit_start "$i"
+	check "${NAME[$i]}: sessyncd started as the units start it (the socket, then ExecStartPre, ExecStart)" unit_start "$i"
+	check "${NAME[$i]}: ... with the socket systemd holds" grep -q 'passed by systemd (socket activation)' "$T/n$i/daemon.log"
 done
 
 # connected P ...: node P's --status --json (as root) shows every peer connected.
@@ -752,9 +794,50 @@ in_node 1 setpriv --reuid=sessync --regid=sessync --init-groups -- env -i PATH="
 assert_eq "$?" 2 "web1: --serve without --from (as sessync) is refused with exit 2, as step 6 says"
 sed 's/^/#   | /' "$T/n1/serve.log"
 
+# ---------------------------------------------------------------- maintenance: a drain into a stopped daemon
+# "Run it", Maintenance: --full-sync on web1 exits 0 even while web2's daemon
+# is stopped: web2's sessyncd.socket starts it for the drain, which reaches it
+# through sshd as the account sessync (a --serve that could not apply it).
+echo "# ---- Run it, Maintenance: --full-sync on web1 while the daemons are stopped (their sockets stay)"
+# daemon_term I: `systemctl stop sessyncd` on node I: SIGTERM to the daemon (the
+# launcher's child, not ours: daemon_stop would not touch it); it exits 0.
+daemon_term() {
+	local pid
+	pid=$(daemon_pid "$1")
+	[[ -n $pid ]] || return 1
+	_it_stop_tree "$pid" TERM any
+	rm -f "$T/n$1/daemon.pid"
+	wait_until 5 grep -q "sockact.py: pid $pid ended, status 0$" "$T/n$1/daemon.log"
+}
+starts() { grep -c 'sockact.py: started' "$T/n$1/daemon.log"; }
+for i in 1 2; do
+	echo "#   ${NAME[$i]}# systemctl stop sessyncd   (emulated: SIGTERM; sessyncd.socket stays)"
+	check "${NAME[$i]}: the daemon exits 0 on SIGTERM (systemctl stop)" daemon_term "$i"
+done
+check "web2: the socket file stays (systemd's)" in_node 2 test -S /run/sessync/sessync.sock
+check "web1: PHP logs a user in while no daemon runs" quiet web 1 do=login
+sid3=$(sed -n 's/^[Ss]et-[Cc]ookie: PHPSESSID=\([^;]*\).*/\1/p' "$T/headers" | tr -d '\r' | tail -n 1)
+sid3=${sid3:-none}
+check "web2: ... the session is not there (no daemon sent it)" not test -e "$(sess 2 "$sid3")"
+starts2=$(starts 2)
+# As the unit's user, in its sandbox (as root it would need php_user).
+echo "#   web1 (as $(unit_one 1 User):$(unit_one 1 Group)): sessyncd -c $CONF_PATH --full-sync"
+out=$(as_unit 1 timeout 60 sessyncd -c "$CONF_PATH" --full-sync 2>"$T/n1/fullsync.err")
+rc=$?
+sed 's/^/#   | /' <<<"$out"
+assert_eq "$rc" 0 "web1: --full-sync into web2, whose daemon is stopped, exits 0"
+check "web1: ... web2: ok" grep -Eq '^web2: ok, [1-9][0-9]* sent, 0 failed$' <<<"$out"
+check "web2: on its exit the session is there, bytes and mtime equal" files_equal "$(sess 1 "$sid3")" "$(sess 2 "$sid3")"
+check "web2: the drain's connection started its daemon (sessyncd.socket)" test "$(starts 2)" -gt "$starts2"
+check "web2: nothing needed a stand-in (--serve as sessync could not run one)" \
+	not grep -q 'stand-in\|only root or PHP' "$T/n1/fullsync.err" "$T/n2/daemon.log"
+
 # ---------------------------------------------------------------- stop, and the machine after
 for i in 1 2; do
-	check "${NAME[$i]}: the daemon exits 0 on SIGTERM (systemctl stop)" daemon_stop "$i"
+	# web1's daemon may be up again: web2's, started, connected to it.
+	[[ -z $(daemon_pid "$i") ]] || check "${NAME[$i]}: the daemon exits 0 on SIGTERM (systemctl stop)" daemon_term "$i"
+	echo "#   ${NAME[$i]}# systemctl stop sessyncd.socket   (emulated)"
+	_it_stop_tree "${SOCKET_PID[$i]}" TERM any
 done
 
 # Step 3: "Debian's own mode=1733 directory ...: sessyncd refuses it and

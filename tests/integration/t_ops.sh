@@ -129,6 +129,14 @@ if command -v systemd-analyze >/dev/null; then
   sed "s|/usr/local/sbin/sessyncd|$SESSYNCD|g" "$unit" >"$T/unit/sessyncd.service"
   out=$(systemd-analyze verify --man=no "$T/unit/sessyncd.service" 2>&1); rc=$?
   assert_eq "$rc" 0 "systemd-analyze verify accepts the unit${out:+: $out}"
+  # The socket unit (socket activation: docs/DESIGN.md "The socket"), with
+  # the service it starts; an unknown key is reported, exit 0: silence is the pass.
+  cp "$repo/conf/sessyncd.socket" "$T/unit/"
+  out=$(SYSTEMD_UNIT_PATH="$T/unit:" systemd-analyze verify --man=no "$T/unit/sessyncd.socket" "$T/unit/sessyncd.service" 2>&1); rc=$?
+  assert_eq "$rc:$out" "0:" "systemd-analyze verify accepts sessyncd.socket with the service, saying nothing"
+  check "the socket unit listens on the example config's socket" \
+    grep -qx "ListenStream=$(sed -n 's/^socket *= *//p' "$repo/conf/sessync.conf")" "$repo/conf/sessyncd.socket"
+  check "the service keeps its RuntimeDirectory (the socket's) when it stops" grep -qx 'RuntimeDirectoryPreserve=yes' "$unit"
   # The web servers' drop-ins (README step 8), on stand-ins for the units
   # Debian ships: ordered after sessyncd, --wait-ready before they start.
   for web in php8.2-fpm nginx; do
