@@ -275,7 +275,8 @@ int standin_reach(const struct conf *c, int *ret_fd, char *why, size_t why_size)
                 /* The README's receiving account: it may reach the daemon's
                  * socket, never its state or the sessions. */
                 snprintf(why, why_size, "no daemon runs here, and --serve (uid %u) cannot apply in its place: only "
-                         "root or PHP's user may open state_dir \"%s\"; start sessyncd there", (unsigned)geteuid(),
+                         "root or PHP's user may open state_dir \"%s\"; start sessyncd there (or enable sessyncd.socket, which "
+                         "starts it for a drain)", (unsigned)geteuid(),
                          c->state_dir);
                 return r;
         }
