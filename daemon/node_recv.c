@@ -257,6 +257,13 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
                 ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
                 return;
         }
+        if (node_unseen_ahead(n, m->kind, &m->ver)) {
+                /* A peer's clock ahead, or a key lifting the watermark over
+                 * every new session: taken once our clock passes it. */
+                n->peer[idx].stats.refused_new++;
+                ack_refuse(ack, PROTO_ST_RETRY);
+                return;
+        }
         if (!node_new_name_allowed(n, idx)) {
                 ack_refuse(ack, PROTO_ST_RETRY);
                 return;
@@ -295,6 +302,11 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                         return;
                 }
                 if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver)) {
+                        if (e->unseen_at && node_unseen_ahead(n, m->kind, &m->ver)) {
+                                n->peer[idx].stats.refused_new++;   /* as for a new one: not past our clock */
+                                ack_refuse(ack, PROTO_ST_RETRY);
+                                return;
+                        }
                         if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
                                 write_failed(n, idx, m, ack, r);
                                 return;

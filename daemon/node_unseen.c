@@ -9,7 +9,9 @@
  *    refused as an expiry of its own version, as a version older than
  *    tombstone_ttl is. Nothing the forgotten tombstone beat can come back,
  *    and the table stays bounded;
- *  - a tombstone the mark already covers is not kept at all;
+ *  - a tombstone the mark already covers is not kept at all; one that
+ *    covers past our clock is not kept yet (RETRY): forgotten, it would
+ *    lift the mark past the clock, over every new session;
  *  - each peer has a budget of such tombstones: new_burst at once,
  *    new_rate a second. Past it the DELETE is answered RETRY: an honest
  *    peer sends it again a second later, nothing is lost, and the journal
@@ -36,6 +38,13 @@ bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct p
         struct proto_ver c;
 
         return !ver_tomb_cover(kind, v, &c) || node_unseen_covered(n, &c);
+}
+
+bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v) {
+        struct proto_ver c;
+
+        (void)n;
+        return ver_tomb_cover(kind, v, &c) && c.mtime_ns >= loop_realtime_ns();
 }
 
 bool node_new_name_allowed(struct node *n, size_t idx) {

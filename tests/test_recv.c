@@ -536,3 +536,34 @@ Test(recv, unseen_keeps_the_newest_whatever_the_order) {
         node_recv(node, 1, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_STALE);
 }
+
+/* A tombstone for a name never seen that covers past our clock (a key
+ * stamping DELETEs up to the accepted skew ahead) is not kept yet: RETRY,
+ * new or grown. Kept and then forgotten, it would lift the watermark over
+ * every new session from every peer (t_attack_mark.sh). */
+Test(recv, unseen_tombstones_ahead_of_our_clock_wait) {
+        uint64_t now = now_s() * 1000000000ull, ahead = now + 60 * 1000000000ull;
+        struct proto_msg m, ack;
+
+        node->unseen_max = 0;
+        m = delete_msg("sess_ahead", PROTO_KIND_DESTROY, ahead);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert_null(node_get(node, "sess_ahead"), "nothing kept");
+        cr_assert_eq(node_stats(node, 0)->refused_new, 1);
+        m = delete_msg("sess_grow", PROTO_KIND_DESTROY, now - 60 * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        m = delete_msg("sess_grow", PROTO_KIND_DESTROY, ahead);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "grown past our clock: %s", proto_status_name(ack.status));
+        cr_assert_eq(node_get(node, "sess_grow")->ver.mtime_ns, now - 60 * 1000000000ull);
+        /* The one kept is forgotten by the next: the watermark stays
+         * behind the clock, so a session written now is taken. */
+        m = delete_msg("sess_next", PROTO_KIND_DESTROY, now - 30 * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        m = file_msg("sess_login", "x", now + 1000000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+}
