@@ -53,6 +53,19 @@ def main(a):
             seq += 1
             out.append(frame(T_DELETE, seq, s8(b"sess_hm%08d" % i) + struct.pack(">BQQ", 1, now + ahead + i, 0)))
             kinds[seq] = "delete"
+    elif mode == "grow":
+        small, big = b"x" * 8, b"y" * int(a[5])
+        hs, hb = _xx.XXH3_64bits(small, len(small)), _xx.XXH3_64bits(big, len(big))
+        for i in range(n):
+            name = b"sess_hg%05d" % i
+            seq += 1
+            out.append(frame(T_FILE, seq, s8(name) + struct.pack(">QQI", now - 2 * 10**9, hs, len(small)) + small))
+            kinds[seq] = "file"
+        for i in range(n):
+            name = b"sess_hg%05d" % i
+            seq += 1
+            out.append(frame(T_FILE, seq, s8(name) + struct.pack(">QQI", now - 10**9, hb, len(big)) + big))
+            kinds[seq] = "grow"
     else:
         sys.exit("attack_peer.py: unknown mode " + mode)
     total = seq - 1
