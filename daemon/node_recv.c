@@ -227,6 +227,13 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, st);
                         goto out;
                 }
+                /* Growing a file takes space as creating one does: the
+                 * reserve holds whatever order a peer sends frames in
+                 * (pages: tmpfs allocates 4 KiB at a time). */
+                if (!f.created && (len + 4095) / 4096 > (f.len + 4095) / 4096 && !node_space_reserved(n, idx)) {
+                        ack_refuse(ack, PROTO_ST_RETRY);
+                        goto out;
+                }
                 /* If we die between the write and the mtime, the next
                  * start must not take these bytes for a local change. */
                 node_journal_applying(n, e, &m->ver);

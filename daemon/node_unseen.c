@@ -16,8 +16,8 @@
  *    new_rate a second. Past it the DELETE is answered RETRY: an honest
  *    peer sends it again a second later, nothing is lost, and the journal
  *    grows at most that fast;
- *  - a file is created only while the session filesystem keeps a reserve
- *    free (1/16 of its blocks and inodes) for PHP's own writes; else RETRY.
+ *  - a file is created, or grown by a page, only while the session
+ *    filesystem keeps a reserve free (1/16 of its blocks and inodes) for PHP's own writes; else RETRY.
  *    Files need no budget: new sessions, a full sync to an empty node are
  *    honest floods, and what is on disk bounds the table.
  * Calls node.c only. */
@@ -85,8 +85,8 @@ bool node_space_reserved(struct node *n, size_t idx) {
                 return true;
         n->peer[idx].stats.refused_new++;
         if (!n->space_warned) {
-                log_warn("session directory: less than 1/16 of its space or inodes free; new sessions from peers are "
-                         "answered RETRY until there is (PHP's own writes come first)");
+                log_warn("session directory: less than 1/16 of its space or inodes free; new or growing sessions from "
+                         "peers are answered RETRY until there is (PHP's own writes come first)");
                 n->space_warned = true;
         }
         return false;
