@@ -64,6 +64,8 @@ struct node_ent {
         uint64_t due_ms;
         uint64_t read_fp;       /* node_check.c: unreadable, warned about in this state (fingerprint); 0 if not */
         size_t unseen_at;       /* a tombstone for a name never had here: its place in the heap + 1; 0 if not */
+        bool peer_made;         /* file created here by a peer's FILE, not written by PHP since: its
+                                 * peer's DELETE is a name never seen's (node_recv.c) */
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
@@ -182,9 +184,10 @@ void node_forget(struct node *n, struct node_ent *e);
 bool node_unseen_covered(const struct node *n, const struct proto_ver *v);
 /* Does the watermark already cover everything tombstone (kind, v) beats? */
 bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v);
-/* Does tombstone (kind, v) cover versions from our clock on? Such a
- * tombstone for a name never seen is answered RETRY until our clock passes
- * it: forgotten, it would lift the watermark over every new session. */
+/* Does tombstone (kind, v) cover versions past our clock plus
+ * clock_skew_warn? Such a tombstone for a name never seen is answered RETRY
+ * until our clock nears it: forgotten, it would lift the watermark over
+ * every new session. */
 bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v);
 /* Take one from peer idx's budget of tombstones for names never seen;
  * false (counted, logged once) when it is spent. */

@@ -245,6 +245,8 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 goto out;
         }
         node_record_file(n, e, &m->ver, len, true);
+        if (f.created)
+                e->peer_made = true;
         ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &m->ver);
         log_debug("peer \"%s\": session %s: applied %s (%zu bytes)", peer, NODE_TAG(m->name), proto_type_name(m->type), len);
 out:
@@ -286,6 +288,7 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
 static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
+        bool made;
         int r;
 
         r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
@@ -332,11 +335,28 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                 stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
                 goto out;
         }
+        /* Only a peer ever wrote it here: its tombstone is a name never
+         * seen's, bounded the same way (docs/DESIGN.md "Names never seen"). */
+        made = e->peer_made;
+        if (made && !node_unseen_tomb_covered(n, m->kind, &m->ver)) {
+                if (node_unseen_ahead(n, m->kind, &m->ver)) {
+                        n->peer[idx].stats.refused_new++;
+                        ack_refuse(ack, PROTO_ST_RETRY);
+                        goto out;
+                }
+                if (!node_new_name_allowed(n, idx)) {
+                        ack_refuse(ack, PROTO_ST_RETRY);
+                        goto out;
+                }
+        }
         /* Persist first: if the tombstone cannot be written, the file stays. */
         if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
                 write_failed(n, idx, m, ack, r);
                 goto out;
         }
+        e->peer_made = false;
+        if (made)
+                (void)node_unseen_add(n, e);   /* out of memory: a plain tombstone, which is safe */
         r = sess_unlink(n->dirfd, m->name, &f);
         if (r < 0 && r != -ENOENT) {
                 /* Replaced under us (ESTALE) or an I/O error: look again soon. */

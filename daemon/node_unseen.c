@@ -10,8 +10,12 @@
  *    tombstone_ttl is. Nothing the forgotten tombstone beat can come back,
  *    and the table stays bounded;
  *  - a tombstone the mark already covers is not kept at all; one that
- *    covers past our clock is not kept yet (RETRY): forgotten, it would
- *    lift the mark past the clock, over every new session;
+ *    covers past our clock (and clock_skew_warn) is not kept yet (RETRY):
+ *    forgotten, it would lift the mark past the clock, over every new
+ *    session;
+ *  - a file a peer's FILE created here, and PHP has not written since, is
+ *    such a name too when a peer deletes it: else a key's FILE and DELETE
+ *    of each new name would leave tombstones past every bound;
  *  - each peer has a budget of such tombstones: new_burst at once,
  *    new_rate a second. Past it the DELETE is answered RETRY: an honest
  *    peer sends it again a second later, nothing is lost, and the journal
@@ -43,8 +47,7 @@ bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct p
 bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v) {
         struct proto_ver c;
 
-        (void)n;
-        return ver_tomb_cover(kind, v, &c) && c.mtime_ns >= loop_realtime_ns();
+        return ver_tomb_cover(kind, v, &c) && c.mtime_ns > loop_realtime_ns() + n->conf->clock_skew_warn_ms * 1000000ull;
 }
 
 bool node_new_name_allowed(struct node *n, size_t idx) {

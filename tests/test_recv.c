@@ -567,3 +567,61 @@ Test(recv, unseen_tombstones_ahead_of_our_clock_wait) {
         node_recv(node, 1, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
 }
+
+/* A key's FILE and then DELETE of each new name: the file existed, but only
+ * a peer ever wrote it here, so its tombstone is a name never seen's and
+ * bounded the same way (t_attack_churn.sh: on main 100,000 pairs left
+ * 100,000 tombstones). A session PHP wrote here is a plain logout, never
+ * held back. */
+Test(recv, a_peers_file_and_delete_of_new_names_are_bounded) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+
+        node->unseen_max = 100;
+        node->new_burst = 100000;
+        for (int i = 0; i < 1000; i++) {
+                snprintf(name, sizeof(name), "sess_churn%04d", i);
+                m = file_msg(name, "x", t0 + (uint64_t)i * 100000000ull);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK, "%d: %s", i, proto_status_name(ack.status));
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull + 1);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK, "%d: %s", i, proto_status_name(ack.status));
+                cr_assert_not(exists(name), "the logout is applied");
+        }
+        cr_assert_leq(node_n_tombs(node), 101, "the bound, not the flood: %zu", node_n_tombs(node));
+        /* What a forgotten one beat stays refused. */
+        m = file_msg("sess_churn0003", "x", t0 + 3 * 100000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_churn0003"));
+        /* PHP's own session, and a replica PHP wrote since: plain logouts. */
+        put_file("sess_phps", "user=erin", (long long)now_s() - 100);
+        check("sess_phps");
+        m = file_msg("sess_relogged", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        put_file("sess_relogged", "user=frank", (long long)now_s() - 20);
+        check("sess_relogged");
+        node->new_burst = 0;
+        node->new_rate = 0;
+        node->peer[0].new_ms = 0;   /* the budget is spent from now on */
+        m = delete_msg("sess_phps", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        m = delete_msg("sess_relogged", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_phps"));
+        cr_assert_not(exists("sess_relogged"));
+        cr_assert_eq(node_get(node, "sess_relogged")->unseen_at, 0, "not in the bounded set");
+        /* A replica only a peer wrote: past its budget, RETRY (the peer
+         * sends it again), the file stays until then. */
+        m = file_msg("sess_replica", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        m = delete_msg("sess_replica", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert(exists("sess_replica"));
+}
