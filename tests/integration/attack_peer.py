@@ -66,6 +66,11 @@ def main(a):
             seq += 1
             out.append(frame(T_FILE, seq, s8(name) + struct.pack(">QQI", now - 10**9, hb, len(big)) + big))
             kinds[seq] = "grow"
+    elif mode == "badnames":
+        for i in range(n):
+            seq += 1
+            out.append(frame(T_FILE, seq, s8(b"notasession%06d" % i) + struct.pack(">QQI", now, 0, 1) + b"x"))
+            kinds[seq] = "file"
     else:
         sys.exit("attack_peer.py: unknown mode " + mode)
     total = seq - 1
