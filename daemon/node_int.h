@@ -192,9 +192,10 @@ bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ve
 /* Take one from peer idx's budget of tombstones for names never seen;
  * false (counted, logged once) when it is spent. */
 bool node_new_name_allowed(struct node *n, size_t idx);
-/* Does the session filesystem keep its reserve free for PHP? false
- * (counted for peer idx, logged once) when a new file must wait. */
-bool node_space_reserved(struct node *n, size_t idx);
+/* Would the session filesystem keep its reserve free for PHP after bytes
+ * more are written? false (counted for peer idx, logged once) when a new
+ * or growing file must wait. */
+bool node_space_reserved(struct node *n, size_t idx, uint64_t bytes);
 /* e now holds a tombstone for a name never had here: into the heap; past
  * unseen_max the one covering least is forgotten and the watermark rises.
  * Returns 0 or -ENOMEM (e is then kept as a plain tombstone). */

@@ -156,7 +156,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, PROTO_ST_NEED_FULL);
                         return;
                 }
-                if (!node_space_reserved(n, idx)) {   /* files on disk are their own bound: the table follows them */
+                if (!node_space_reserved(n, idx, m->size)) {   /* files on disk are their own bound: the table follows them */
                         ack_refuse(ack, PROTO_ST_RETRY);
                         return;
                 }
@@ -230,7 +230,8 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 /* Growing a file takes space as creating one does: the
                  * reserve holds whatever order a peer sends frames in
                  * (pages: tmpfs allocates 4 KiB at a time). */
-                if (!f.created && (len + 4095) / 4096 > (f.len + 4095) / 4096 && !node_space_reserved(n, idx)) {
+                if (!f.created && (len + 4095) / 4096 > (f.len + 4095) / 4096 &&
+                    !node_space_reserved(n, idx, len - f.len)) {
                         ack_refuse(ack, PROTO_ST_RETRY);
                         goto out;
                 }

@@ -79,12 +79,17 @@ bool node_new_name_allowed(struct node *n, size_t idx) {
         return true;
 }
 
-bool node_space_reserved(struct node *n, size_t idx) {
+bool node_space_reserved(struct node *n, size_t idx, uint64_t bytes) {
         struct statvfs sv;
+        uint64_t need;
 
         if (fstatvfs(n->dirfd, &sv) < 0)
                 return true;   /* cannot tell: the write itself will fail cleanly (ENOSPC) */
-        if (sv.f_bavail >= sv.f_blocks / 16 && (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16))
+        /* What is left after this write, not before it: else one file of
+         * max_file_size could take the reserve. */
+        need = sv.f_frsize ? (bytes + sv.f_frsize - 1) / sv.f_frsize : 0;
+        if (sv.f_bavail >= need && sv.f_bavail - need >= sv.f_blocks / 16 &&
+            (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16))
                 return true;
         n->peer[idx].stats.refused_new++;
         if (!n->space_warned) {
