@@ -92,6 +92,16 @@ struct node_delay {
         uint64_t due_ms;
 };
 
+/* Kinds of line a peer's frames make the receiver log (node_recv.c): each
+ * at most once per peer every 10 s, then a count. */
+enum { NODE_NOTE_STALE, NODE_NOTE_AHEAD, NODE_NOTE_SIZE, NODE_NOTE_NOTREG, NODE_NOTE_HASH, NODE_NOTE_NAME,
+       NODE_NOTE_N };
+
+struct node_note {
+        uint64_t ms;                    /* the last line was logged then */
+        uint64_t quiet;                 /* lines held back since */
+};
+
 /* Everything the node keeps for one peer. */
 struct node_peer {
         struct node_vec dirty;          /* may hold cleared entries, skipped when popped */
@@ -109,6 +119,7 @@ struct node_peer {
         uint32_t new_tokens;
         uint64_t new_ms;
         bool new_warned;
+        struct node_note note[NODE_NOTE_N];     /* node_recv.c */
 };
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };

@@ -19,6 +19,7 @@
 #include "daemon/node_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,28 @@
 
 /* How far ahead of our clock (beyond clock_skew_warn) a version may be. */
 #define RECV_FUTURE_MS 300000
+
+/* What a peer's frames make us log is at most one line of each kind per
+ * peer every RECV_NOTE_MS, then the count held back (docs/DESIGN.md
+ * "Bounds"): a key sending 100,000 refused frames wrote 100,000 lines
+ * (t_attack_logspam.sh). The counters (--status) still count every one. */
+#define RECV_NOTE_MS 10000
+
+static bool note(struct node *n, size_t idx, int kind, char *held, size_t size) {
+        struct node_note *q = &n->peer[idx].note[kind];
+        uint64_t now = loop_clock_ms();
+
+        held[0] = 0;
+        if (q->ms && now >= q->ms && now - q->ms < RECV_NOTE_MS) {
+                q->quiet++;
+                return false;
+        }
+        if (q->quiet)
+                snprintf(held, size, " (and %llu more like it held back)", (unsigned long long)q->quiet);
+        q->quiet = 0;
+        q->ms = now ? now : 1;
+        return true;
+}
 
 /* An answer that says what this node now holds: OK and STALE. */
 static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const struct proto_ver *v) {
@@ -49,9 +72,13 @@ static void ack_refuse(struct proto_msg *ack, uint8_t status) {
 
 static void stale(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, uint8_t kind,
                   const struct proto_ver *have) {
+        char held[64];
+
         n->peer[idx].stats.conflicts++;
-        log_info("peer \"%s\": session %s: refused %s, this node holds a newer %s", n->conf->peers[idx].name, NODE_TAG(m->name),
-                 proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete");
+        if (note(n, idx, NODE_NOTE_STALE, held, sizeof(held)))
+                log_info("peer \"%s\": session %s: refused %s, this node holds a newer %s%s", n->conf->peers[idx].name,
+                         NODE_TAG(m->name), proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete",
+                         held);
         ack_state(ack, PROTO_ST_STALE, kind, have);
 }
 
@@ -100,11 +127,14 @@ static bool too_new(const struct node *n, const struct proto_ver *v) {
 }
 
 static bool version_refused(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
+        char held[64];
+
         if (too_new(n, &m->ver)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": session %s: refused %s dated %llu s ahead of our clock: check its clock (NTP)",
-                         n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type),
-                         (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull));
+                if (note(n, idx, NODE_NOTE_AHEAD, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: refused %s dated %llu s ahead of our clock: check its clock "
+                                 "(NTP)%s", n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type),
+                                 (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull), held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return true;
         }
@@ -122,14 +152,16 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         const char *peer = n->conf->peers[idx].name;
         struct sess_file f = SESS_FILE_INIT;
         const uint8_t *content = NULL;
+        char held[64];
         uint8_t *owned = NULL;
         size_t len = 0;
         uint8_t st;
         int r;
 
         if (m->size > n->conf->max_file_size) {
-                log_warn("peer \"%s\": session %s: %llu bytes, over max_file_size; refused", peer, NODE_TAG(m->name),
-                         (unsigned long long)m->size);
+                if (note(n, idx, NODE_NOTE_SIZE, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: %llu bytes, over max_file_size; refused%s", peer,
+                                 NODE_TAG(m->name), (unsigned long long)m->size, held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
@@ -176,8 +208,10 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 /* Lasting conditions, not worth a retry: refuse for good. */
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": session %s: refused: %s here", peer, NODE_TAG(m->name),
-                         r == -EFBIG ? "the file is over max_file_size" : "the name is not a regular file (never followed)");
+                if (note(n, idx, NODE_NOTE_NOTREG, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: refused: %s here%s", peer, NODE_TAG(m->name),
+                                 r == -EFBIG ? "the file is over max_file_size"
+                                             : "the name is not a regular file (never followed)", held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
@@ -218,9 +252,9 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         } else {
                 st = new_content(n, m, &f, &content, &len, &owned);
                 if (st != PROTO_ST_OK) {
-                        if (st == PROTO_ST_REJECT)
-                                log_error("peer \"%s\": session %s: content does not match its hash; refused", peer,
-                                          NODE_TAG(m->name));
+                        if (st == PROTO_ST_REJECT && note(n, idx, NODE_NOTE_HASH, held, sizeof(held)))
+                                log_error("peer \"%s\": session %s: content does not match its hash; refused%s", peer,
+                                          NODE_TAG(m->name), held);
                         else
                                 log_debug("peer \"%s\": session %s: delta basis differs, asking for the whole file",
                                           peer, NODE_TAG(m->name));
@@ -374,6 +408,7 @@ out:
 
 void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
         struct node_ent *e;
+        char held[64];
 
         memset(ack, 0, sizeof(*ack));
         ack->type = PROTO_ACK;
@@ -381,9 +416,10 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
         strcpy(ack->name, m->name);
         if (!sess_name_valid(m->name, n->conf->session_format, n->conf->session_prefix)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": refused a name %s: not a session file name here (session_format %s, "
-                         "prefix \"%s\")", n->conf->peers[idx].name, NODE_TAG(m->name),
-                         conf_format_name(n->conf->session_format), n->conf->session_prefix);
+                if (note(n, idx, NODE_NOTE_NAME, held, sizeof(held)))
+                        log_warn("peer \"%s\": refused a name %s: not a session file name here (session_format %s, "
+                                 "prefix \"%s\")%s", n->conf->peers[idx].name, NODE_TAG(m->name),
+                                 conf_format_name(n->conf->session_format), n->conf->session_prefix, held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
