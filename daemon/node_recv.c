@@ -323,7 +323,7 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
 static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
-        bool made;
+        bool made, ahead;
         int r;
 
         r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
@@ -373,16 +373,25 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         /* Only a peer ever wrote it here: its tombstone is a name never
          * seen's, bounded the same way (docs/DESIGN.md "Names never seen"). */
         made = e->peer_made;
-        if (made && !node_unseen_tomb_covered(n, m->kind, &m->ver)) {
-                if (node_unseen_ahead(n, m->kind, &m->ver)) {
-                        n->peer[idx].stats.refused_new++;
-                        ack_refuse(ack, PROTO_ST_RETRY);
+        ahead = made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && node_unseen_ahead(n, m->kind, &m->ver);
+        if (ahead)
+                n->peer[idx].stats.refused_new++;
+        if (ahead || (made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && !node_new_name_allowed(n, idx))) {
+                /* Its tombstone cannot be kept now (past the budget, or
+                 * ahead of our clock), but the logout holds here at once:
+                 * the file goes, nothing is kept, and RETRY makes the peer
+                 * send the DELETE again, kept then as a name never seen's. */
+                r = sess_unlink(n->dirfd, m->name, &f);
+                if (r < 0 && r != -ENOENT) {
+                        ack_refuse(ack, PROTO_ST_BUSY);
+                        node_check(n, m->name);
                         goto out;
                 }
-                if (!node_new_name_allowed(n, idx)) {
-                        ack_refuse(ack, PROTO_ST_RETRY);
-                        goto out;
-                }
+                node_set_kind(n, e, VER_KIND_NONE);
+                node_journal_restore(n, e);   /* journaled as gone; node_recv drops the entry */
+                e->peer_made = false;
+                ack_refuse(ack, PROTO_ST_RETRY);
+                goto out;
         }
         /* Persist first: if the tombstone cannot be written, the file stays. */
         if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {

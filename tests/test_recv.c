@@ -616,12 +616,25 @@ Test(recv, a_peers_file_and_delete_of_new_names_are_bounded) {
         cr_assert_not(exists("sess_phps"));
         cr_assert_not(exists("sess_relogged"));
         cr_assert_eq(node_get(node, "sess_relogged")->unseen_at, 0, "not in the bounded set");
-        /* A replica only a peer wrote: past its budget, RETRY (the peer
-         * sends it again), the file stays until then. */
+        /* A replica only a peer wrote: past its budget the logout holds
+         * all the same, and RETRY makes the peer send it again for its
+         * tombstone; nothing is kept meanwhile. */
         m = file_msg("sess_replica", "x", (now_s() - 50) * 1000000000ull);
         node_recv(node, 0, &m, &ack);
         m = delete_msg("sess_replica", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
         node_recv(node, 0, &m, &ack);
         cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
-        cr_assert(exists("sess_replica"));
+        cr_assert_not(exists("sess_replica"), "the logout is not held back");
+        cr_assert_null(node_get(node, "sess_replica"));
+        /* The same for a logout stamped past our clock (a peer's clock
+         * ahead, or a key that would lift the watermark). */
+        node->new_burst = 10;
+        node->peer[0].new_ms = 0;
+        m = file_msg("sess_fast", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        m = delete_msg("sess_fast", PROTO_KIND_DESTROY, (now_s() + 60) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_fast"));
+        cr_assert_null(node_get(node, "sess_fast"));
 }
