@@ -300,6 +300,8 @@ void node_record_file(struct node *n, struct node_ent *e, const struct proto_ver
         e->ver = *v;
         e->size = (uint32_t)size;
         e->from_peer = from_peer;
+        if (!from_peer)
+                e->peer_made = false;   /* PHP's now: its logout is no name never seen */
         e->tomb_ns = 0;
         node_ready_seen(n, e, NODE_NO_PEER);
         if (e->tturn == n->turn && sess_hash(e->tdata, e->tlen) != v->hash)

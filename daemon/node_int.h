@@ -64,6 +64,8 @@ struct node_ent {
         uint64_t due_ms;
         uint64_t read_fp;       /* node_check.c: unreadable, warned about in this state (fingerprint); 0 if not */
         size_t unseen_at;       /* a tombstone for a name never had here: its place in the heap + 1; 0 if not */
+        bool peer_made;         /* file created here by a peer's FILE, not written by PHP since: its
+                                 * peer's DELETE is a name never seen's (node_recv.c) */
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
@@ -90,6 +92,16 @@ struct node_delay {
         uint64_t due_ms;
 };
 
+/* Kinds of line a peer's frames make the receiver log (node_recv.c): each
+ * at most once per peer every 10 s, then a count. */
+enum { NODE_NOTE_STALE, NODE_NOTE_AHEAD, NODE_NOTE_SIZE, NODE_NOTE_NOTREG, NODE_NOTE_HASH, NODE_NOTE_NAME,
+       NODE_NOTE_N };
+
+struct node_note {
+        uint64_t ms;                    /* the last line was logged then */
+        uint64_t quiet;                 /* lines held back since */
+};
+
 /* Everything the node keeps for one peer. */
 struct node_peer {
         struct node_vec dirty;          /* may hold cleared entries, skipped when popped */
@@ -107,6 +119,7 @@ struct node_peer {
         uint32_t new_tokens;
         uint64_t new_ms;
         bool new_warned;
+        struct node_note note[NODE_NOTE_N];     /* node_recv.c */
 };
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };
@@ -191,12 +204,18 @@ void node_forget(struct node *n, struct node_ent *e);
 bool node_unseen_covered(const struct node *n, const struct proto_ver *v);
 /* Does the watermark already cover everything tombstone (kind, v) beats? */
 bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v);
+/* Does tombstone (kind, v) cover versions past our clock plus
+ * clock_skew_warn? Such a tombstone for a name never seen is answered RETRY
+ * until our clock nears it: forgotten, it would lift the watermark over
+ * every new session. */
+bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v);
 /* Take one from peer idx's budget of tombstones for names never seen;
  * false (counted, logged once) when it is spent. */
 bool node_new_name_allowed(struct node *n, size_t idx);
-/* Does the session filesystem keep its reserve free for PHP? false
- * (counted for peer idx, logged once) when a new file must wait. */
-bool node_space_reserved(struct node *n, size_t idx);
+/* Would the session filesystem keep its reserve free for PHP after bytes
+ * more are written? false (counted for peer idx, logged once) when a new
+ * or growing file must wait. */
+bool node_space_reserved(struct node *n, size_t idx, uint64_t bytes);
 /* e now holds a tombstone for a name never had here: into the heap; past
  * unseen_max the one covering least is forgotten and the watermark rises.
  * Returns 0 or -ENOMEM (e is then kept as a plain tombstone). */

@@ -19,6 +19,7 @@
 #include "daemon/node_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,28 @@
 
 /* How far ahead of our clock (beyond clock_skew_warn) a version may be. */
 #define RECV_FUTURE_MS 300000
+
+/* What a peer's frames make us log is at most one line of each kind per
+ * peer every RECV_NOTE_MS, then the count held back (docs/DESIGN.md
+ * "Bounds"): a key sending 100,000 refused frames wrote 100,000 lines
+ * (t_attack_logspam.sh). The counters (--status) still count every one. */
+#define RECV_NOTE_MS 10000
+
+static bool note(struct node *n, size_t idx, int kind, char *held, size_t size) {
+        struct node_note *q = &n->peer[idx].note[kind];
+        uint64_t now = loop_clock_ms();
+
+        held[0] = 0;
+        if (q->ms && now >= q->ms && now - q->ms < RECV_NOTE_MS) {
+                q->quiet++;
+                return false;
+        }
+        if (q->quiet)
+                snprintf(held, size, " (and %llu more like it held back)", (unsigned long long)q->quiet);
+        q->quiet = 0;
+        q->ms = now ? now : 1;
+        return true;
+}
 
 /* An answer that says what this node now holds: OK and STALE. */
 static void ack_state(struct proto_msg *ack, uint8_t status, uint8_t kind, const struct proto_ver *v) {
@@ -50,9 +73,13 @@ static void ack_refuse(struct proto_msg *ack, uint8_t status) {
 
 static void stale(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack, uint8_t kind,
                   const struct proto_ver *have) {
+        char held[64];
+
         n->peer[idx].stats.conflicts++;
-        log_info("peer \"%s\": session %s: refused %s, this node holds a newer %s", n->conf->peers[idx].name, NODE_TAG(m->name),
-                 proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete");
+        if (note(n, idx, NODE_NOTE_STALE, held, sizeof(held)))
+                log_info("peer \"%s\": session %s: refused %s, this node holds a newer %s%s", n->conf->peers[idx].name,
+                         NODE_TAG(m->name), proto_type_name(m->type), kind == PROTO_KIND_FILE ? "version" : "delete",
+                         held);
         ack_state(ack, PROTO_ST_STALE, kind, have);
 }
 
@@ -101,11 +128,14 @@ static bool too_new(const struct node *n, const struct proto_ver *v) {
 }
 
 static bool version_refused(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
+        char held[64];
+
         if (too_new(n, &m->ver)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": session %s: refused %s dated %llu s ahead of our clock: check its clock (NTP)",
-                         n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type),
-                         (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull));
+                if (note(n, idx, NODE_NOTE_AHEAD, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: refused %s dated %llu s ahead of our clock: check its clock "
+                                 "(NTP)%s", n->conf->peers[idx].name, NODE_TAG(m->name), proto_type_name(m->type),
+                                 (unsigned long long)((m->ver.mtime_ns - loop_realtime_ns()) / 1000000000ull), held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return true;
         }
@@ -123,14 +153,16 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         const char *peer = n->conf->peers[idx].name;
         struct sess_file f = SESS_FILE_INIT;
         const uint8_t *content = NULL;
+        char held[64];
         uint8_t *owned = NULL;
         size_t len = 0;
         uint8_t st;
         int r;
 
         if (m->size > n->conf->max_file_size) {
-                log_warn("peer \"%s\": session %s: %llu bytes, over max_file_size; refused", peer, NODE_TAG(m->name),
-                         (unsigned long long)m->size);
+                if (note(n, idx, NODE_NOTE_SIZE, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: %llu bytes, over max_file_size; refused%s", peer,
+                                 NODE_TAG(m->name), (unsigned long long)m->size, held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
@@ -157,7 +189,7 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, PROTO_ST_NEED_FULL);
                         return;
                 }
-                if (!node_space_reserved(n, idx)) {   /* files on disk are their own bound: the table follows them */
+                if (!node_space_reserved(n, idx, m->size)) {   /* files on disk are their own bound: the table follows them */
                         ack_refuse(ack, PROTO_ST_RETRY);
                         return;
                 }
@@ -178,8 +210,10 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         if (r == -EFBIG || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 /* Lasting conditions, not worth a retry: refuse for good. */
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": session %s: refused: %s here", peer, NODE_TAG(m->name),
-                         r == -EFBIG ? "the file is over max_file_size" : "the name is not a regular file (never followed)");
+                if (note(n, idx, NODE_NOTE_NOTREG, held, sizeof(held)))
+                        log_warn("peer \"%s\": session %s: refused: %s here%s", peer, NODE_TAG(m->name),
+                                 r == -EFBIG ? "the file is over max_file_size"
+                                             : "the name is not a regular file (never followed)", held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }
@@ -220,13 +254,21 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
         } else {
                 st = new_content(n, m, &f, &content, &len, &owned);
                 if (st != PROTO_ST_OK) {
-                        if (st == PROTO_ST_REJECT)
-                                log_error("peer \"%s\": session %s: content does not match its hash; refused", peer,
-                                          NODE_TAG(m->name));
+                        if (st == PROTO_ST_REJECT && note(n, idx, NODE_NOTE_HASH, held, sizeof(held)))
+                                log_error("peer \"%s\": session %s: content does not match its hash; refused%s", peer,
+                                          NODE_TAG(m->name), held);
                         else
                                 log_debug("peer \"%s\": session %s: delta basis differs, asking for the whole file",
                                           peer, NODE_TAG(m->name));
                         ack_refuse(ack, st);
+                        goto out;
+                }
+                /* Growing a file takes space as creating one does: the
+                 * reserve holds whatever order a peer sends frames in
+                 * (pages: tmpfs allocates 4 KiB at a time). */
+                if (!f.created && (len + 4095) / 4096 > (f.len + 4095) / 4096 &&
+                    !node_space_reserved(n, idx, len - f.len)) {
+                        ack_refuse(ack, PROTO_ST_RETRY);
                         goto out;
                 }
                 /* If we die between the write and the mtime, the next
@@ -240,6 +282,8 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                 goto out;
         }
         node_record_file(n, e, &m->ver, len, true);
+        if (f.created)
+                e->peer_made = true;
         ack_state(ack, PROTO_ST_OK, PROTO_KIND_FILE, &m->ver);
         log_debug("peer \"%s\": session %s: applied %s (%zu bytes)", peer, NODE_TAG(m->name), proto_type_name(m->type), len);
 out:
@@ -259,6 +303,13 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
                 ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
                 return;
         }
+        if (node_unseen_ahead(n, m->kind, &m->ver)) {
+                /* A peer's clock ahead, or a key lifting the watermark over
+                 * every new session: taken once our clock passes it. */
+                n->peer[idx].stats.refused_new++;
+                ack_refuse(ack, PROTO_ST_RETRY);
+                return;
+        }
         if (!node_new_name_allowed(n, idx)) {
                 ack_refuse(ack, PROTO_ST_RETRY);
                 return;
@@ -276,6 +327,7 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
 static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
+        bool made, ahead;
         int r;
 
         r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
@@ -299,7 +351,13 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                         return;
                 }
                 if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver)) {
-                        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+                        if (e->unseen_at && node_unseen_ahead(n, m->kind, &m->ver)) {
+                                n->peer[idx].stats.refused_new++;   /* as for a new one: not past our clock */
+                                ack_refuse(ack, PROTO_ST_RETRY);
+                                return;
+                        }
+                        if ((r = node_record_tomb(n, e, m->kind | (e->unseen_at ? STATE_UNSEEN : 0), &m->ver,
+                                                  true)) < 0) {
                                 write_failed(n, idx, m, ack, r);
                                 return;
                         }
@@ -317,11 +375,37 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                 stale(n, idx, m, ack, PROTO_KIND_FILE, &f.ver);
                 goto out;
         }
+        /* Only a peer ever wrote it here: its tombstone is a name never
+         * seen's, bounded the same way (docs/DESIGN.md "Names never seen"). */
+        made = e->peer_made;
+        ahead = made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && node_unseen_ahead(n, m->kind, &m->ver);
+        if (ahead)
+                n->peer[idx].stats.refused_new++;
+        if (ahead || (made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && !node_new_name_allowed(n, idx))) {
+                /* Its tombstone cannot be kept now (past the budget, or
+                 * ahead of our clock), but the logout holds here at once:
+                 * the file goes, nothing is kept, and RETRY makes the peer
+                 * send the DELETE again, kept then as a name never seen's. */
+                r = sess_unlink(n->dirfd, m->name, &f);
+                if (r < 0 && r != -ENOENT) {
+                        ack_refuse(ack, PROTO_ST_BUSY);
+                        node_check(n, m->name);
+                        goto out;
+                }
+                node_set_kind(n, e, VER_KIND_NONE);
+                node_journal_restore(n, e);   /* journaled as gone; node_recv drops the entry */
+                e->peer_made = false;
+                ack_refuse(ack, PROTO_ST_RETRY);
+                goto out;
+        }
         /* Persist first: if the tombstone cannot be written, the file stays. */
-        if ((r = node_record_tomb(n, e, m->kind, &m->ver, true)) < 0) {
+        if ((r = node_record_tomb(n, e, m->kind | (made ? STATE_UNSEEN : 0), &m->ver, true)) < 0) {
                 write_failed(n, idx, m, ack, r);
                 goto out;
         }
+        e->peer_made = false;
+        if (made)
+                (void)node_unseen_add(n, e);   /* out of memory: a plain tombstone, which is safe */
         r = sess_unlink(n->dirfd, m->name, &f);
         if (r < 0 && r != -ENOENT) {
                 /* Replaced under us (ESTALE) or an I/O error: look again soon. */
@@ -338,6 +422,7 @@ out:
 
 void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct proto_msg *ack) {
         struct node_ent *e;
+        char held[64];
 
         memset(ack, 0, sizeof(*ack));
         ack->type = PROTO_ACK;
@@ -345,9 +430,10 @@ void node_recv(struct node *n, size_t idx, const struct proto_msg *m, struct pro
         strcpy(ack->name, m->name);
         if (!sess_name_valid(m->name, n->conf->session_format, n->conf->session_prefix)) {
                 n->peer[idx].stats.errors++;
-                log_warn("peer \"%s\": refused a name %s: not a session file name here (session_format %s, "
-                         "prefix \"%s\")", n->conf->peers[idx].name, NODE_TAG(m->name),
-                         conf_format_name(n->conf->session_format), n->conf->session_prefix);
+                if (note(n, idx, NODE_NOTE_NAME, held, sizeof(held)))
+                        log_warn("peer \"%s\": refused a name %s: not a session file name here (session_format %s, "
+                                 "prefix \"%s\")%s", n->conf->peers[idx].name, NODE_TAG(m->name),
+                                 conf_format_name(n->conf->session_format), n->conf->session_prefix, held);
                 ack_refuse(ack, PROTO_ST_REJECT);
                 return;
         }

@@ -9,13 +9,19 @@
  *    refused as an expiry of its own version, as a version older than
  *    tombstone_ttl is. Nothing the forgotten tombstone beat can come back,
  *    and the table stays bounded;
- *  - a tombstone the mark already covers is not kept at all;
+ *  - a tombstone the mark already covers is not kept at all; one that
+ *    covers past our clock (and clock_skew_warn) is not kept yet (RETRY):
+ *    forgotten, it would lift the mark past the clock, over every new
+ *    session;
+ *  - a file a peer's FILE created here, and PHP has not written since, is
+ *    such a name too when a peer deletes it: else a key's FILE and DELETE
+ *    of each new name would leave tombstones past every bound;
  *  - each peer has a budget of such tombstones: new_burst at once,
  *    new_rate a second. Past it the DELETE is answered RETRY: an honest
  *    peer sends it again a second later, nothing is lost, and the journal
  *    grows at most that fast;
- *  - a file is created only while the session filesystem keeps a reserve
- *    free (1/16 of its blocks and inodes) for PHP's own writes; else RETRY.
+ *  - a file is created, or grown by a page, only while the session
+ *    filesystem keeps a reserve free (1/16 of its blocks and inodes) for PHP's own writes; else RETRY.
  *    Files need no budget: new sessions, a full sync to an empty node are
  *    honest floods, and what is on disk bounds the table.
  * Calls node.c only. */
@@ -37,6 +43,12 @@ bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct p
         struct proto_ver c;
 
         return !ver_tomb_cover(kind, v, &c) || node_unseen_covered(n, &c);
+}
+
+bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v) {
+        struct proto_ver c;
+
+        return ver_tomb_cover(kind, v, &c) && c.mtime_ns > loop_realtime_ns() + n->conf->clock_skew_warn_ms * 1000000ull;
 }
 
 bool node_new_name_allowed(struct node *n, size_t idx) {
@@ -68,19 +80,24 @@ bool node_new_name_allowed(struct node *n, size_t idx) {
         return true;
 }
 
-bool node_space_reserved(struct node *n, size_t idx) {
+bool node_space_reserved(struct node *n, size_t idx, uint64_t bytes) {
         struct statvfs sv;
+        uint64_t need;
 
         if (fstatvfs(n->dirfd, &sv) < 0)
                 return true;   /* cannot tell: the write itself will fail cleanly (ENOSPC) */
-        if (sv.f_bavail >= sv.f_blocks / 16 && (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16)) {
+        /* What is left after this write, not before it: else one file of
+         * max_file_size could take the reserve. */
+        need = sv.f_frsize ? (bytes + sv.f_frsize - 1) / sv.f_frsize : 0;
+        if (sv.f_bavail >= need && sv.f_bavail - need >= sv.f_blocks / 16 &&
+            (sv.f_files == 0 || sv.f_favail >= sv.f_files / 16)) {
                 n->space_warned = false;   /* the next shortage is worth a line again */
                 return true;
         }
         n->peer[idx].stats.refused_new++;
         if (!n->space_warned) {
-                log_warn("session directory: less than 1/16 of its space or inodes free; new sessions from peers are "
-                         "answered RETRY until there is (PHP's own writes come first)");
+                log_warn("session directory: less than 1/16 of its space or inodes free; new or growing sessions from "
+                         "peers are answered RETRY until there is (PHP's own writes come first)");
                 n->space_warned = true;
         }
         return false;

@@ -112,7 +112,7 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
         struct standin s = { .state_dir = c0->state_dir };
         char why[300] = "";
         size_t n_files;
-        int r, code = 1, null;
+        int r, code = 1, null, fl;
 
         /* Leave the SSH channel to the relay: only it speaks there. */
         if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) >= 0) {
@@ -125,6 +125,13 @@ static int run(const struct conf *c0, char *path, int ready_fd, int life_fd) {
          * as a warning about this node. Say only what is one. */
         if (log_get_level() > CONF_LOG_WARN)
                 log_set_level(CONF_LOG_WARN);
+        /* And never wait for it: a pusher that does not read the channel's
+         * stderr would block us in a log write, holding the state lock,
+         * never looking at daemon.lock again, and the daemon could not
+         * start (t_attack_standin.sh). A line the channel cannot take now
+         * is dropped. */
+        if ((fl = fcntl(STDERR_FILENO, F_GETFL)) >= 0)
+                (void)fcntl(STDERR_FILENO, F_SETFL, fl | O_NONBLOCK);
         if (handover_wanted(c.state_dir) || handover_state_busy(c.state_dir))
                 return STANDIN_BUSY;
         /* Opening the state records this boot's id: look before. */

@@ -585,3 +585,105 @@ Test(recv, unseen_watermark_survives_a_restart) {
         snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
         (void)system(cmd);
 }
+
+/* A tombstone for a name never seen that covers past our clock (a key
+ * stamping DELETEs up to the accepted skew ahead) is not kept yet: RETRY,
+ * new or grown. Kept and then forgotten, it would lift the watermark over
+ * every new session from every peer (t_attack_mark.sh). */
+Test(recv, unseen_tombstones_ahead_of_our_clock_wait) {
+        uint64_t now = now_s() * 1000000000ull, ahead = now + 60 * 1000000000ull;
+        struct proto_msg m, ack;
+
+        node->unseen_max = 0;
+        m = delete_msg("sess_ahead", PROTO_KIND_DESTROY, ahead);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert_null(node_get(node, "sess_ahead"), "nothing kept");
+        cr_assert_eq(node_stats(node, 0)->refused_new, 1);
+        m = delete_msg("sess_grow", PROTO_KIND_DESTROY, now - 60 * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        m = delete_msg("sess_grow", PROTO_KIND_DESTROY, ahead);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "grown past our clock: %s", proto_status_name(ack.status));
+        cr_assert_eq(node_get(node, "sess_grow")->ver.mtime_ns, now - 60 * 1000000000ull);
+        /* The one kept is forgotten by the next: the watermark stays
+         * behind the clock, so a session written now is taken. */
+        m = delete_msg("sess_next", PROTO_KIND_DESTROY, now - 30 * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        m = file_msg("sess_login", "x", now + 1000000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+}
+
+/* A key's FILE and then DELETE of each new name: the file existed, but only
+ * a peer ever wrote it here, so its tombstone is a name never seen's and
+ * bounded the same way (t_attack_churn.sh: on main 100,000 pairs left
+ * 100,000 tombstones). A session PHP wrote here is a plain logout, never
+ * held back. */
+Test(recv, a_peers_file_and_delete_of_new_names_are_bounded) {
+        uint64_t t0 = (now_s() - 600) * 1000000000ull;
+        struct proto_msg m, ack;
+        char name[64];
+
+        node->unseen_max = 100;
+        node->new_burst = 100000;
+        for (int i = 0; i < 1000; i++) {
+                snprintf(name, sizeof(name), "sess_churn%04d", i);
+                m = file_msg(name, "x", t0 + (uint64_t)i * 100000000ull);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK, "%d: %s", i, proto_status_name(ack.status));
+                m = delete_msg(name, PROTO_KIND_DESTROY, t0 + (uint64_t)i * 100000000ull + 1);
+                node_recv(node, 0, &m, &ack);
+                cr_assert_eq(ack.status, PROTO_ST_OK, "%d: %s", i, proto_status_name(ack.status));
+                cr_assert_not(exists(name), "the logout is applied");
+        }
+        cr_assert_leq(node_n_tombs(node), 101, "the bound, not the flood: %zu", node_n_tombs(node));
+        /* What a forgotten one beat stays refused. */
+        m = file_msg("sess_churn0003", "x", t0 + 3 * 100000000ull);
+        node_recv(node, 1, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_STALE, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_churn0003"));
+        /* PHP's own session, and a replica PHP wrote since: plain logouts. */
+        put_file("sess_phps", "user=erin", (long long)now_s() - 100);
+        check("sess_phps");
+        m = file_msg("sess_relogged", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK);
+        put_file("sess_relogged", "user=frank", (long long)now_s() - 20);
+        check("sess_relogged");
+        node->new_burst = 0;
+        node->new_rate = 0;
+        node->peer[0].new_ms = 0;   /* the budget is spent from now on */
+        m = delete_msg("sess_phps", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        m = delete_msg("sess_relogged", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_OK, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_phps"));
+        cr_assert_not(exists("sess_relogged"));
+        cr_assert_eq(node_get(node, "sess_relogged")->unseen_at, 0, "not in the bounded set");
+        /* A replica only a peer wrote: past its budget the logout holds
+         * all the same, and RETRY makes the peer send it again for its
+         * tombstone; nothing is kept meanwhile. */
+        m = file_msg("sess_replica", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        m = delete_msg("sess_replica", PROTO_KIND_DESTROY, (now_s() - 1) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_replica"), "the logout is not held back");
+        cr_assert_null(node_get(node, "sess_replica"));
+        /* The same for a logout stamped past our clock (a peer's clock
+         * ahead, or a key that would lift the watermark). */
+        node->new_burst = 10;
+        node->peer[0].new_ms = 0;
+        m = file_msg("sess_fast", "x", (now_s() - 50) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        m = delete_msg("sess_fast", PROTO_KIND_DESTROY, (now_s() + 60) * 1000000000ull);
+        node_recv(node, 0, &m, &ack);
+        cr_assert_eq(ack.status, PROTO_ST_RETRY, "%s", proto_status_name(ack.status));
+        cr_assert_not(exists("sess_fast"));
+        cr_assert_null(node_get(node, "sess_fast"));
+}

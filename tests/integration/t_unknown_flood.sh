@@ -95,7 +95,9 @@ php_session 1 localwrite '$_SESSION["still"] = "works";' || fail "PHP on n1 fail
 check "PHP on n1 can still write" test -s "$(node_sess_file 1 localwrite)"
 # An honest new session waits (RETRY, counted) while the reserve is all
 # that is left, and arrives once there is room (PHP's GC, here rm).
-php_session 2 afterfull '$_SESSION["n"] = 2;' || fail "PHP on n2 failed"
+# 100 KB: more than the flood's last 64 KiB file can leave above the reserve
+# (the reserve is what is left after the write).
+php_session 2 afterfull '$_SESSION["n"] = str_repeat("a", 100000);' || fail "PHP on n2 failed"
 check "an honest new session waits while n1 is at its reserve" \
   wait_until 20 test "$(field 'o["peers"][0]["refused_new"]')" -gt 0
 check "and is not there yet" not test -e "$(node_sess_file 1 afterfull)"
