@@ -272,16 +272,14 @@ static void sleep_until_closed(int sock) {
 
 /* Offer the daemon our stdin and stdout (SCM_RIGHTS), after the RELAY
  * frame (docs/DESIGN.md "Connections"). 1 handed over (and now done),
- * 0 not taken: sock is closed, copy over a new connection; <0 the pusher
- * left. Only pipes and sockets are offered: a daemon takes nothing else. */
+ * 0 not taken: copy, over a new connection (the daemon closes this one);
+ * <0 the pusher left. */
 static int handoff(int sock, const struct proto_wr *relay) {
         static const int stdio[FDPASS_MAX] = { STDIN_FILENO, STDOUT_FILENO };
         struct proto_msg m = { .type = PROTO_HANDOFF };
         struct proto_wr wr;
         int r;
 
-        if (fdpass_stream_ok(STDIN_FILENO, false) < 0 || fdpass_stream_ok(STDOUT_FILENO, true) < 0)
-                return 0;
         proto_wr_init(&wr);
         proto_put_bytes(&wr, relay->buf, relay->len);
         r = proto_wr_error(&wr) ? -ENOMEM : proto_msg_encode(&wr, &m);
@@ -314,7 +312,11 @@ int relay_main(const struct conf *c, const char *from) {
         r = proto_msg_encode(&wr, &m);
         if (r == 0 && wr.len > RELAY_BUF)
                 r = -EMSGSIZE;
-        if (r == 0 && (r = handoff(sock, &wr)) == 0) {
+        /* Only pipes and sockets are offered (a daemon takes nothing else):
+         * run by hand from a terminal, the relay copies. */
+        if (r == 0 && (fdpass_stream_ok(STDIN_FILENO, false) < 0 || fdpass_stream_ok(STDOUT_FILENO, true) < 0)) {
+                r = pump(STDIN_FILENO, STDOUT_FILENO, sock, wr.buf, wr.len);
+        } else if (r == 0 && (r = handoff(sock, &wr)) == 0) {
                 /* Not taken: the old way, copying, on a fresh connection
                  * (the refused one is closed by the daemon). */
                 close(sock);

@@ -106,12 +106,13 @@ static void on_relay_end(struct loop *l, uint32_t events, void *ctx) {
         server_conn_close(c);
 }
 
-/* The stdout pipe: writable again, or its reader (sshd) gone. */
+/* The stdout pipe: writable again, or its reader (sshd) gone (EPOLLERR;
+ * EPOLLHUP if it is a socket): nothing written now would be read. */
 static void on_conn_out(struct loop *l, uint32_t events, void *ctx) {
         struct server_conn *c = ctx;
 
         (void)l;
-        if (events & EPOLLERR) {
+        if (events & (EPOLLERR | EPOLLHUP)) {
                 server_conn_close(c);
                 return;
         }
