@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/fdpass.h"
 #include "daemon/standin.h"
 #include "lib/conf.h"
 #include "lib/io.h"
@@ -201,6 +203,97 @@ static void refuse(const struct conf *c, const char *why) {
         proto_wr_free(&wr);
 }
 
+/* The daemon's answer to a HANDOFF: 1 it took stdin and stdout, 0 it did
+ * not (an ERROR, or it closed: a daemon older than the hand-off refuses
+ * the unknown frame; nothing was read from stdin by anyone, so copying is
+ * still right), or <0: the pusher left (sshd closed stdout) meanwhile. No
+ * deadline of our own: the daemon answers at once, and closes a relay
+ * without a HELLO after 5 s (docs/DESIGN.md "Inbound connections"). */
+static int handoff_answer(int sock) {
+        uint8_t b[512];
+        size_t len = 0;
+
+        for (;;) {
+                struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = STDOUT_FILENO, .events = 0 } };
+                struct proto_msg m;
+                size_t flen;
+                ssize_t n;
+
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (p[1].revents & (POLLERR | POLLHUP | POLLNVAL))
+                        return -EPIPE;
+                if (!p[0].revents)
+                        continue;
+                do
+                        n = read(sock, b + len, sizeof(b) - len);
+                while (n < 0 && errno == EINTR);
+                if (n <= 0)
+                        return 0;
+                len += (size_t)n;
+                if (proto_frame_len(b, len, &flen) == 0 && flen <= len)
+                        return proto_msg_decode(b, flen, &m) == 0 && m.type == PROTO_HANDOFF;
+                if (len == sizeof(b))
+                        return 0;   /* an ERROR with a long reason: not the answer */
+        }
+}
+
+/* The daemon serves the pusher on our stdin and stdout now. sshd ends the
+ * session when we exit, so we stay, asleep, until the daemon closes our
+ * socket (it is done with the connection, or it died), and hold nothing:
+ * our copies of the pipes go, so their ends are the daemon's alone. */
+static void sleep_until_closed(int sock) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        char b[64];
+
+        if (null >= 0) {
+                (void)dup2(null, STDIN_FILENO);
+                (void)dup2(null, STDOUT_FILENO);
+                close(null);
+        }
+        (void)malloc_trim(0);
+        for (;;) {
+                struct pollfd p = { .fd = sock, .events = POLLIN };
+                ssize_t n;
+
+                if (poll(&p, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return;
+                }
+                n = read(sock, b, sizeof(b));
+                if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+                        return;
+        }
+}
+
+/* Offer the daemon our stdin and stdout (SCM_RIGHTS), after the RELAY
+ * frame (docs/DESIGN.md "Connections"). 1 handed over (and now done),
+ * 0 not taken: copy, over a new connection (the daemon closes this one);
+ * <0 the pusher left. */
+static int handoff(int sock, const struct proto_wr *relay) {
+        static const int stdio[FDPASS_MAX] = { STDIN_FILENO, STDOUT_FILENO };
+        struct proto_msg m = { .type = PROTO_HANDOFF };
+        struct proto_wr wr;
+        int r;
+
+        proto_wr_init(&wr);
+        proto_put_bytes(&wr, relay->buf, relay->len);
+        r = proto_wr_error(&wr) ? -ENOMEM : proto_msg_encode(&wr, &m);
+        if (r == 0)
+                r = fdpass_send(sock, wr.buf, wr.len, stdio, FDPASS_MAX);
+        proto_wr_free(&wr);
+        if (r < 0)
+                return 0;   /* not offered (the daemon closed on us, say): copy */
+        r = handoff_answer(sock);
+        if (r == 1)
+                sleep_until_closed(sock);
+        return r;
+}
+
 int relay_main(const struct conf *c, const char *from) {
         struct proto_msg m = { .type = PROTO_RELAY };
         struct proto_wr wr;
@@ -219,10 +312,27 @@ int relay_main(const struct conf *c, const char *from) {
         r = proto_msg_encode(&wr, &m);
         if (r == 0 && wr.len > RELAY_BUF)
                 r = -EMSGSIZE;
-        if (r == 0)
+        /* Only pipes and sockets are offered (a daemon takes nothing else):
+         * run by hand from a terminal, the relay copies. */
+        if (r == 0 && (fdpass_stream_ok(STDIN_FILENO, false) < 0 || fdpass_stream_ok(STDOUT_FILENO, true) < 0)) {
                 r = pump(STDIN_FILENO, STDOUT_FILENO, sock, wr.buf, wr.len);
+        } else if (r == 0 && (r = handoff(sock, &wr)) == 0) {
+                /* Not taken: the old way, copying, on a fresh connection
+                 * (the refused one is closed by the daemon). */
+                close(sock);
+                sock = -1;
+                if ((r = reach(c, &sock, why, sizeof(why))) < 0) {
+                        refuse(c, why);
+                        proto_wr_free(&wr);
+                        return 1;
+                }
+                r = pump(STDIN_FILENO, STDOUT_FILENO, sock, wr.buf, wr.len);
+        } else if (r == 1) {
+                r = 0;
+        }
         proto_wr_free(&wr);
-        close(sock);
+        if (sock >= 0)
+                close(sock);
         if (r < 0 && r != -EPIPE) {
                 fprintf(stderr, "sessyncd --serve: %s\n", strerror(-r));
                 return 1;

@@ -1,6 +1,7 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,13 @@ static void conn_update_events(struct server_conn *c) {
                 return;
         if (c->state != C_CLOSING && server_backlog(c) < SRV_OUT_HIGH)
                 ev |= EPOLLIN;
+        if (c->handed) {
+                /* Two pipes: each registered on its own. */
+                if (loop_mod_fd(c->srv->loop, c->reg, ev) < 0 ||
+                    loop_mod_fd(c->srv->loop, c->wreg, c->ok_len > 0 ? EPOLLOUT : 0) < 0)
+                        server_conn_close(c);
+                return;
+        }
         if (c->ok_len > 0)
                 ev |= EPOLLOUT;
         if (loop_mod_fd(c->srv->loop, c->reg, ev) < 0)
@@ -40,7 +48,9 @@ static void conn_write(struct server_conn *c) {
         bool was_high = server_backlog(c) >= SRV_OUT_HIGH;
 
         while (c->ok_len > 0 && !c->dead) {
-                ssize_t n = send(c->fd, c->out.buf + c->out_off, c->ok_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                /* A pipe takes no MSG_NOSIGNAL: SIGPIPE is ignored (main.c). */
+                ssize_t n = c->handed ? write(c->wfd, c->out.buf + c->out_off, c->ok_len)
+                                      : send(c->fd, c->out.buf + c->out_off, c->ok_len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -81,6 +91,93 @@ static void conn_write(struct server_conn *c) {
         conn_update_events(c);
 }
 
+static void on_conn(struct loop *l, uint32_t events, void *ctx);
+
+/* After a hand-off the relay only waits for its socket to close; the
+ * socket is watched for the relay's end (killed: its sshd keeps the
+ * session while we hold the pipes), never read. */
+static void on_relay_end(struct loop *l, uint32_t events, void *ctx) {
+        struct server_conn *c = ctx;
+
+        (void)l;
+        (void)events;
+        if (c->state == C_PEER)
+                log_info("peer \"%s\": its relay ended; closing its connection to us", server_who(c));
+        server_conn_close(c);
+}
+
+/* The stdout pipe: writable again, or its reader (sshd) gone (EPOLLERR;
+ * EPOLLHUP if it is a socket): nothing written now would be read. */
+static void on_conn_out(struct loop *l, uint32_t events, void *ctx) {
+        struct server_conn *c = ctx;
+
+        (void)l;
+        if (events & (EPOLLERR | EPOLLHUP)) {
+                server_conn_close(c);
+                return;
+        }
+        conn_write(c);
+}
+
+/* Take the relay's stdin and stdout as this connection's read and write
+ * sides (docs/DESIGN.md "Connections"): non-blocking (they were already
+ * O_CLOEXEC, from MSG_CMSG_CLOEXEC), each registered on its own, the socket
+ * kept to see the relay end. The HANDOFF answer goes to the relay at once,
+ * on the socket: it acknowledges nothing durable, and everything after it
+ * goes to the pipes. Nothing has been read from the pipes yet, so on a
+ * failure here the relay, seeing its socket close without that answer,
+ * can still copy. Returns 0 or a negative errno (c is to be closed). */
+static int conn_switch(struct server_conn *c) {
+        struct proto_msg m = { .type = PROTO_HANDOFF };
+        struct loop *l = c->srv->loop;
+        int rfd = c->fds[0], wfd = c->fds[1];
+        struct proto_wr ack;
+        ssize_t n;
+
+        for (int i = 0; i < 2; i++) {
+                int fl = fcntl(c->fds[i], F_GETFL);
+
+                if (fl < 0 || fcntl(c->fds[i], F_SETFL, fl | O_NONBLOCK) < 0)
+                        return -errno;
+                /* As much in flight each way as the copying relay held
+                 * (256 KiB); the default 64 KiB if the system says no. */
+                (void)fcntl(c->fds[i], F_SETPIPE_SZ, 256 << 10);
+        }
+        loop_del_fd(l, c->reg);
+        c->reg = NULL;
+        c->relay_fd = c->fd;
+        c->fd = rfd;
+        c->wfd = wfd;
+        c->n_fds = 0;
+        c->handed = true;
+        if (loop_add_fd(l, c->relay_fd, EPOLLRDHUP, on_relay_end, c, &c->relay_reg) < 0 ||
+            loop_add_fd(l, c->fd, EPOLLIN, on_conn, c, &c->reg) < 0 || loop_add_fd(l, c->wfd, 0, on_conn_out, c, &c->wreg) < 0)
+                return -ENOMEM;
+        proto_wr_init(&ack);
+        if (proto_msg_encode(&ack, &m) < 0) {
+                proto_wr_free(&ack);
+                return -ENOMEM;
+        }
+        /* Nothing else was ever written to the socket: it takes these few bytes. */
+        n = send(c->relay_fd, ack.buf, ack.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        proto_wr_free(&ack);
+        return n == (ssize_t)PROTO_HDR_LEN ? 0 : n < 0 ? -errno : -EIO;
+}
+
+/* One read from c. Before the handshake, from the socket, with the fds a
+ * relay passes (fdpass_recv). */
+static ssize_t conn_read(struct server_conn *c, char *buf, size_t len) {
+        ssize_t n;
+
+        if (c->handed)
+                n = read(c->fd, buf, len);
+        else if (c->state == C_NEW || c->state == C_SERVE)
+                return fdpass_recv(c->fd, buf, len, c->fds, &c->n_fds);
+        else
+                n = recv(c->fd, buf, len, MSG_DONTWAIT);
+        return n < 0 ? -errno : n;
+}
+
 /* Read and dispatch, frame by frame, while the replies stay below the
  * high-water mark and within this callback's share of the loop; then yield.
  * Level-triggered epoll brings back what is still in the socket, the
@@ -116,17 +213,32 @@ static void conn_pump(struct server_conn *c) {
                         frames++;
                         (void)server_msg(c, &m);
                         c->in_off += flen;   /* m.data pointed into in until here */
+                        if (c->handoff_now) {
+                                c->handoff_now = false;
+                                /* What follows comes on the pipes; bytes after
+                                 * the HANDOFF on the socket would be lost. */
+                                if (c->in.len > c->in_off) {
+                                        server_conn_drop_fds(c);
+                                        server_refuse(c, "bytes after HANDOFF");
+                                } else if (conn_switch(c) < 0) {
+                                        server_conn_close(c);
+                                }
+                        }
                         continue;
                 }
                 if (c->in_off) {
                         proto_wr_consume(&c->in, c->in_off);
                         c->in_off = 0;
                 }
-                n = recv(c->fd, buf, c->state == C_PEER ? SRV_PEER_READ : SRV_SMALL_READ, MSG_DONTWAIT);
+                n = conn_read(c, buf, c->state == C_PEER ? SRV_PEER_READ : SRV_SMALL_READ);
+                if (n == -ETOOMANYREFS) {
+                        server_refuse(c, "more fds than a relay's stdin and stdout");
+                        break;
+                }
                 if (n < 0) {
-                        if (errno == EINTR)
+                        if (n == -EINTR)
                                 continue;
-                        if (errno != EAGAIN)
+                        if (n != -EAGAIN)
                                 server_conn_close(c);
                         break;
                 }
@@ -144,6 +256,9 @@ static void conn_pump(struct server_conn *c) {
                         break;
                 }
         }
+        /* fds are taken only by a HANDOFF, which comes before the HELLO. */
+        if (c->n_fds && c->state != C_NEW && c->state != C_SERVE)
+                server_conn_drop_fds(c);
         if (c->dead || c->state == C_CLOSING) {
                 proto_wr_free(&c->in);  /* nothing more is read from it */
                 c->in_off = 0;
@@ -159,7 +274,17 @@ static void on_conn(struct loop *l, uint32_t events, void *ctx) {
 
         (void)l;
         /* The other end is gone: nothing read now could be answered. */
-        if (events & (EPOLLERR | EPOLLHUP)) {
+        if (events & EPOLLERR || (events & EPOLLHUP && !c->handed)) {
+                server_conn_close(c);
+                return;
+        }
+        /* The stdin pipe's writer (sshd) closed it: the pusher's EOF,
+         * after its last frames, which are read and handled as the
+         * copying relay passed them on before its shutdown(); what a
+         * backlog keeps from being read now is dropped (EPOLLHUP would
+         * come back at once), and the pusher sends it again. */
+        if (events & EPOLLHUP) {
+                conn_pump(c);
                 server_conn_close(c);
                 return;
         }
@@ -260,7 +385,8 @@ static void on_accept(struct loop *l, uint32_t events, void *ctx) {
                         continue;
                 }
                 c->srv = s;
-                c->fd = fd;
+                c->fd = c->wfd = fd;
+                c->relay_fd = -1;
                 c->pool = P_NONE;
                 c->since_ms = c->last_io_ms = loop_now_ms(l);
                 proto_wr_init(&c->in);

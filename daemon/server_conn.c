@@ -47,15 +47,30 @@ void server_note(struct server_rate *lim, const char *fmt, ...) {
                 log_warn("%s", line);
 }
 
+void server_conn_drop_fds(struct server_conn *c) {
+        for (size_t i = 0; i < c->n_fds; i++)
+                close(c->fds[i]);
+        c->n_fds = 0;
+}
+
 void server_conn_close(struct server_conn *c) {
         if (c->dead)
                 return;
         c->dead = true;
         c->srv->n_pool[c->pool]--;
         loop_del_fd(c->srv->loop, c->reg);
-        c->reg = NULL;
+        loop_del_fd(c->srv->loop, c->wreg);
+        loop_del_fd(c->srv->loop, c->relay_reg);
+        c->reg = c->wreg = c->relay_reg = NULL;
+        /* A relay that handed its stdin/stdout over sleeps until its
+         * socket closes here, then exits, and sshd ends the session. */
+        if (c->wfd != c->fd && c->wfd >= 0)
+                close(c->wfd);
+        if (c->relay_fd >= 0)
+                close(c->relay_fd);
         close(c->fd);
-        c->fd = -1;
+        c->fd = c->wfd = c->relay_fd = -1;
+        server_conn_drop_fds(c);
         /* The memory goes now, not when the struct is reaped: a peer that
          * reconnects many times in one batch holds one inventory, not many.
          * in may hold the frame being dispatched; then conn_pump frees it. */

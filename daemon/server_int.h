@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemon/fdpass.h"
 #include "proto/buf.h"
 #include "proto/msg.h"
 
@@ -51,8 +52,14 @@ enum server_pool { P_NONE, P_NEW, P_RELAY, P_CLI, P_PEER, P_N_ };
 
 struct server_conn {
         struct server *srv;
-        int fd;
-        struct loop_fd *reg;
+        int fd;                         /* read from: the socket, or after a hand-off the relay's stdin */
+        int wfd;                        /* written to: fd, or after a hand-off the relay's stdout */
+        int relay_fd;                   /* after a hand-off: the relay's socket, watched for its end; else -1 */
+        struct loop_fd *reg, *wreg, *relay_reg;   /* fd's; wfd's and relay_fd's after a hand-off */
+        int fds[FDPASS_MAX];            /* received before the handshake, not yet taken by a HANDOFF */
+        size_t n_fds;
+        bool handed;                    /* fd and wfd are the relay's stdin and stdout (docs/DESIGN.md "Connections") */
+        bool handoff_now;               /* server_msg accepted a HANDOFF: conn_pump switches after its frame */
         enum server_conn_state state;
         enum server_pool pool;          /* the slot it holds; kept while C_CLOSING */
         struct proto_wr in, out;
@@ -127,7 +134,9 @@ static inline size_t server_backlog(const struct server_conn *c) {
 bool server_rate_ok(struct server_rate *lim, uint64_t *ret_quiet);
 /* A warning through lim, with the count held back. */
 __attribute__((format(printf, 2, 3))) void server_note(struct server_rate *lim, const char *fmt, ...);
-/* Close now: unregister, close the fd, free the buffers (in stays while it
+/* Close the fds received and not taken (by a HANDOFF). */
+void server_conn_drop_fds(struct server_conn *c);
+/* Close now: unregister, close the fds, free the buffers (in stays while it
  * is being dispatched; conn_pump frees it). The struct stays, marked dead,
  * until reaped. Idempotent. */
 void server_conn_close(struct server_conn *c);

@@ -95,6 +95,28 @@ static int on_hello(struct server_conn *c, const struct proto_msg *m) {
         return 0;
 }
 
+/* The relay hands over its stdin and stdout (docs/DESIGN.md "Connections"):
+ * they came with this frame, from a client that passed the socket's
+ * credential check; the HELLO that follows on them is held to the RELAY's
+ * --from as ever. Only byte streams are taken: a pipe or socket from sshd,
+ * never a regular file or a device, whoever in the socket's group passes
+ * it. conn_pump switches once this frame is done. */
+static int on_handoff(struct server_conn *c) {
+        int r;
+
+        if (c->n_fds != FDPASS_MAX) {
+                server_conn_drop_fds(c);
+                return server_refuse(c, "HANDOFF without its two fds (stdin, stdout)");
+        }
+        if ((r = fdpass_stream_ok(c->fds[0], false)) < 0 || (r = fdpass_stream_ok(c->fds[1], true)) < 0) {
+                server_conn_drop_fds(c);
+                return server_refuse(c, r == -EINVAL ? "HANDOFF of an fd that is not a pipe or a socket"
+                                                     : "HANDOFF of an fd not open for its direction");
+        }
+        c->handoff_now = true;
+        return 0;
+}
+
 static int on_status_req(struct server_conn *c, const struct proto_msg *m) {
         struct proto_msg reply = { .type = PROTO_STATUS };
         struct proto_wr text;
@@ -129,6 +151,8 @@ int server_msg(struct server_conn *c, const struct proto_msg *m) {
         case C_SERVE:
                 if (m->type == PROTO_HELLO)
                         return on_hello(c, m);
+                if (m->type == PROTO_HANDOFF && !c->handed)
+                        return on_handoff(c);
                 break;
         case C_PEER:
                 switch (m->type) {

@@ -34,6 +34,7 @@ const char *proto_type_name(uint8_t type) {
                 [PROTO_INV] = "INV", [PROTO_INV_END] = "INV_END", [PROTO_PING] = "PING",
                 [PROTO_PONG] = "PONG", [PROTO_RELAY] = "RELAY", [PROTO_STATUS_REQ] = "STATUS_REQ",
                 [PROTO_STATUS] = "STATUS", [PROTO_ERROR] = "ERROR", [PROTO_INV_REQ] = "INV_REQ",
+                [PROTO_HANDOFF] = "HANDOFF",
         };
         if (type == 0 || type > PROTO_TYPE_MAX_)
                 return "UNKNOWN";
@@ -224,6 +225,7 @@ static int decode_payload(struct proto_rd *rd, struct proto_msg *m) {
                         return r;
                 break;
         case PROTO_INV_REQ:
+        case PROTO_HANDOFF:
                 break;
         case PROTO_STATUS:
         case PROTO_ERROR:
@@ -345,6 +347,7 @@ int proto_msg_encode(struct proto_wr *wr, const struct proto_msg *m) {
                 proto_put_u8(wr, m->kind);
                 break;
         case PROTO_INV_REQ:
+        case PROTO_HANDOFF:
                 break;
         case PROTO_STATUS:
         case PROTO_ERROR:

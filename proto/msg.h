@@ -41,7 +41,8 @@ enum proto_type {
         PROTO_STATUS = 13,      /* local socket only */
         PROTO_ERROR = 14,       /* either side: a reason before closing */
         PROTO_INV_REQ = 15,     /* pusher: send me your inventory again (periodic catch-up) */
-        PROTO_TYPE_MAX_ = 15,
+        PROTO_HANDOFF = 16,     /* local socket only: the relay's stdin/stdout (SCM_RIGHTS); the daemon's ack */
+        PROTO_TYPE_MAX_ = 16,
 };
 
 /* A file's version: origin's mtime in ns since the epoch, ties broken by the

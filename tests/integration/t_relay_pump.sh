@@ -6,8 +6,13 @@
 # while the pusher (python, on the relay's stdin/stdout) sends 8 MB and
 # reads the answer. A relay that blocks writing the pusher's bytes to the
 # daemon never drains the daemon's answer: both sides wait for ever.
-# Checked: all 12 MB reach the pusher and all 8 MB (after the RELAY frame)
-# reach the daemon, within 20 s. No sshd, no real daemon: the relay alone.
+# The stand-in is a daemon older than the hand-off (docs/DESIGN.md
+# "Connections"): it answers the relay's RELAY + HANDOFF (and its two fds)
+# with an ERROR and closes, as an unknown frame; the relay then copies over
+# a second connection.
+# Checked: the first connection offered stdin and stdout (2 fds), all 12 MB
+# reach the pusher and all 8 MB (after the RELAY frame) reach the daemon on
+# the second, within 20 s. No sshd, no real daemon: the relay alone.
 set -u -o pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -37,7 +42,25 @@ srv = socket.socket(socket.AF_UNIX)
 srv.bind(sock_path)
 srv.listen(1)
 got_daemon = []
+offered = []
+def old_daemon_refuses(c):
+    data, fds = b"", []
+    while len(data) < 9 or len(data) < 4 + int.from_bytes(data[:4], "big") + 9:
+        b, f, _, _ = socket.recv_fds(c, 4096, 8)
+        if not b:
+            break
+        data += b
+        fds += f
+    for f in fds:
+        os.close(f)
+    t = 4 + int.from_bytes(data[:4], "big")
+    offered.append("%d:%d:%d" % (data[4], data[t + 4] if len(data) > t + 4 else -1, len(fds)))
+    why = b"unknown frame type"
+    c.sendall((5 + 4 + len(why)).to_bytes(4, "big") + bytes([14]) + b"\0\0\0\0" + len(why).to_bytes(4, "big") + why)
+    c.close()
 def daemon():
+    c, _ = srv.accept()
+    old_daemon_refuses(c)
     c, _ = srv.accept()
     c.sendall(b"a" * ANSWER)            # reads nothing until all is written
     n = 0
@@ -67,14 +90,16 @@ for _ in range(100):
     if got_daemon:
         break
     time.sleep(0.05)
-print(n, got_daemon[0] if got_daemon else -1, p.returncode)
+print(n, got_daemon[0] if got_daemon else -1, p.returncode, offered[0] if offered else "-")
 PY
 t0=$(now_ms)
 out=$(timeout 20 python3 "$T/pump.py" "$SESSYNCD" "$T/relay.conf" "$T/relay.sock")
 rc=$?
 it_note "measured: relay moved 12 MB back and 8 MB forth in $(($(now_ms) - t0)) ms (python: '$out', exit $rc)"
 assert_eq "$rc" 0 "the relay finished within 20 s"
-read -r back forth status <<<"$out"
+read -r back forth status offer <<<"$out"
+# RELAY (11), then HANDOFF (16) with stdin and stdout.
+assert_eq "${offer:-}" "11:16:2" "the relay offered the daemon its stdin and stdout first (RELAY, HANDOFF, 2 fds)"
 assert_eq "${back:-}" 12000000 "all 12 MB of the daemon's answer reached the pusher"
 # The daemon also got the relay's RELAY frame (its first bytes).
 if [[ ${forth:-} =~ ^[0-9]+$ ]] && ((forth > 8000000 && forth < 8000000 + 128)); then
