@@ -123,7 +123,7 @@ check "(b) n3's 300 sessions are on n2" same_prefix 3 2 dB3x
 check "(b) no stand-in is left on n2" wait_until 5 standin_gone
 
 # ---------------------------------------------------------------- c
-make_sessions 1 dC 3000 4000 || fail "(c) create 3000 sessions on n1"
+make_sessions 1 dC 12000 1000 || fail "(c) create 12000 sessions on n1"
 ( full_sync 1 n2; echo "$FS_RC" >"$T/c.rc"; printf '%s\n' "$FS_OUT" >"$T/c.out" ) &
 cpid=$!
 it_track_pid "$cpid"
@@ -134,7 +134,7 @@ IT_START_TIMEOUT=40 daemon_start 2 || fail "(c) n2's daemon did not start"
 wait "$cpid"
 assert_eq "$(cat "$T/c.rc")" 0 "(c) the drain during which n2's daemon started: exit 0"
 sed 's/^/# (c) /' "$T/c.out"
-check "(c) on exit all 3000 sessions are on n2" same_prefix 1 2 dC
+check "(c) on exit all 12000 sessions are on n2" same_prefix 1 2 dC
 check "(c) n2's daemon logged that it waited for the stand-in" grep -q 'waiting for it to hand over' "$(node_log 2)"
 check "(c) ... and that the state was handed over" grep -q 'handed over after' "$(node_log 2)"
 # The stand-in yields to the daemon mid-drain (it does not make the daemon
