@@ -3,7 +3,7 @@
  * stdout, on a real unix socket and the real loop, with the node of
  * fixture_node.h ("a", peers "b" and "c"); then the peer is served on the
  * pipes. What is not a relay's pair of byte streams is refused. */
-#include "fixture_node.h"
+#include "fixture_server.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -13,44 +13,6 @@
 #include "daemon/server.h"
 #include "proto/buf.h"
 #include "proto/msg.h"
-
-static struct server *srv;
-static char sock_path[96];
-static int turns, turn_limit = 1 << 30;
-
-static void turn(struct loop *l, void *ctx) {
-        (void)ctx;
-        server_flush(srv);
-        node_end_turn(node);
-        if (++turns > turn_limit)
-                loop_stop(l, 0);
-}
-
-/* n iterations of the loop, or fewer if 200 ms pass first. */
-static void iterate(int n) {
-        struct loop_timer *guard = loop_timer_new(loop, stop_cb, NULL);
-
-        turns = 0;
-        turn_limit = n;
-        loop_timer_arm(loop, guard, 200);
-        (void)loop_run(loop);
-        loop_del_timer(loop, guard);
-        server_flush(srv);
-        turn_limit = 1 << 30;
-}
-
-static void ho_setup(void) {
-        setup();
-        snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-        conf.socket = sock_path;
-        cr_assert_eq(server_new(node, loop, NULL, &srv), 0);
-        loop_set_before_sleep(loop, turn, NULL);
-}
-
-static void ho_teardown(void) {
-        server_free(srv);
-        teardown();
-}
 
 /* What one fd has said: frames by type, the last ERROR, EOF. */
 struct rd {
@@ -164,7 +126,7 @@ static void put_frame(int fd, uint8_t type) {
         proto_wr_free(&wr);
 }
 
-TestSuite(handoff, .init = ho_setup, .fini = ho_teardown, .timeout = 30);
+TestSuite(handoff, .init = srv_setup, .fini = srv_teardown, .timeout = 30);
 
 /* The relay's pipes become the connection: HANDOFF answered on the socket,
  * then HELLO, the inventory and PONG on the stdout pipe; sshd's EOF on
