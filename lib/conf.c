@@ -14,6 +14,7 @@
  * an operator who indents a key means a key.
  */
 #include "lib/conf.h"
+#include "lib/conf_int.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -37,8 +38,6 @@
 _Static_assert(FILE_SIZE_MAX <= PROTO_DATA_MAX, "max_file_size must fit in a frame");
 _Static_assert(SUN_PATH_MAX == 107, "the message about socket paths says 107");
 
-enum vtype { V_NODE_NAME, V_SAVE_PATH, V_PATH, V_SOCKET, V_PREFIX, V_HOST, V_USER, V_SIZE, V_DURATION,
-             V_LEVEL, V_PORT, V_LISTEN, V_FORMAT };
 
 /* V_PREFIX, V_HOST, V_USER. None may start with "-". A host is a name or an
  * address for getaddrinfo(), IPv6 without brackets. */
@@ -48,11 +47,6 @@ static const struct token { size_t max; const char *extra, *why; } tokens[] = {
         { 32, "._-", "is not a user name" },
 };
 
-struct key {
-        const char *name;
-        enum vtype type;
-        size_t off;                     /* of the field in struct conf or struct conf_peer */
-};
 
 /* In the order of node_keys[]; the first NK_N_REQUIRED are required. */
 enum node_key {
@@ -556,97 +550,8 @@ const struct conf_peer *conf_peer_find(const struct conf *c, const char *name) {
         return NULL;
 }
 
-static bool str_same(const char *a, const char *b) {
-        return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* Does field k hold the same value in a and b? Every type is listed (no
- * default): a new one must say how it compares. */
-static bool key_same(const struct key *k, const struct conf *a, const struct conf *b) {
-        const char *fa = (const char *)a + k->off, *fb = (const char *)b + k->off;
-
-        switch (k->type) {
-        case V_NODE_NAME:
-                return strcmp(fa, fb) == 0;
-        case V_SIZE:
-        case V_DURATION:
-                return *(const uint64_t *)fa == *(const uint64_t *)fb;
-        case V_LEVEL:
-                return *(const int *)fa == *(const int *)fb;
-        case V_FORMAT:
-                return *(const uint8_t *)fa == *(const uint8_t *)fb;
-        case V_PORT:
-                return *(const uint16_t *)fa == *(const uint16_t *)fb;
-        case V_SAVE_PATH:
-                if (a->session_depth != b->session_depth)
-                        return false;
-                /* fall through */
-        case V_PATH:
-        case V_SOCKET:
-        case V_PREFIX:
-        case V_HOST:
-        case V_USER:
-        case V_LISTEN:
-                return str_same(*(char *const *)fa, *(char *const *)fb);
-        }
-        return false;
-}
-
-/* Give b a's value of field k. */
-static int key_copy(const struct key *k, const struct conf *a, struct conf *b) {
-        const char *fa = (const char *)a + k->off;
-        char *fb = (char *)b + k->off, *s = NULL;
-
-        switch (k->type) {
-        case V_NODE_NAME:
-                strcpy(fb, fa);
-                return 0;
-        case V_SIZE:
-        case V_DURATION:
-                *(uint64_t *)fb = *(const uint64_t *)fa;
-                return 0;
-        case V_LEVEL:
-                *(int *)fb = *(const int *)fa;
-                return 0;
-        case V_FORMAT:
-                *(uint8_t *)fb = *(const uint8_t *)fa;
-                return 0;
-        case V_PORT:
-                *(uint16_t *)fb = *(const uint16_t *)fa;
-                return 0;
-        case V_SAVE_PATH:
-                b->session_depth = a->session_depth;
-                /* fall through */
-        case V_PATH:
-        case V_SOCKET:
-        case V_PREFIX:
-        case V_HOST:
-        case V_USER:
-        case V_LISTEN:
-                if (*(char *const *)fa && !(s = strdup(*(char *const *)fa)))
-                        return -ENOMEM;
-                free(*(char **)fb);
-                *(char **)fb = s;
-                return 0;
-        }
-        return 0;
-}
-
-int conf_reload_keep(const struct conf *old, struct conf *new, void (*fn)(void *ctx, const char *key, bool live),
-                     void *ctx) {
-        int r;
-
-        for (int k = 0; k < N_NODE_KEYS; k++) {
-                if (key_same(&node_keys[k], old, new))
-                        continue;
-                fn(ctx, node_keys[k].name, node_key_live[k]);
-                if (!node_key_live[k] && (r = key_copy(&node_keys[k], old, new)) < 0)
-                        return r;
-        }
-        return 0;
-}
-
-bool conf_peer_same(const struct conf_peer *a, const struct conf_peer *b) {
-        return strcmp(a->name, b->name) == 0 && a->port == b->port && str_same(a->host, b->host) &&
-               str_same(a->user, b->user);
+const struct key *conf_node_key_table(size_t *ret_n, const bool **ret_live) {
+        *ret_n = N_NODE_KEYS;
+        *ret_live = node_key_live;
+        return node_keys;
 }
