@@ -123,6 +123,7 @@ struct node_peer {
         uint32_t new_tokens;
         uint64_t new_ms;
         bool new_warned;
+        uint64_t live_ms;               /* node_send.c: last asked for a frame or answered one (connected) */
 };
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };

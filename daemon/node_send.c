@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "daemon/log.h"
+#include "daemon/loop.h"
 #include "proto/msg.h"
 
 #define SEND_BUSY_MS 5                  /* locked by PHP, or this turn's read budget spent */
@@ -135,6 +136,8 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
 int node_send_next(struct node *n, size_t idx, struct proto_wr *wr, uint32_t seq) {
         struct node_ent *e;
 
+        n->peer[idx].live_ms = loop_clock_ms();   /* only a connected peer is asked (node_turn.c's held) */
+
         while ((e = node_next_dirty(n, idx))) {
                 int r = send_entry(n, idx, e, wr, seq);
 
@@ -156,6 +159,7 @@ enum node_ack_result node_ack(struct node *n, size_t idx, const struct proto_msg
         struct node_ent *e = node_get(n, m->name);
         struct node_ent_peer *ep;
 
+        n->peer[idx].live_ms = loop_clock_ms();
         if (!e)
                 return NODE_ACK_UNKNOWN;
         ep = &e->peer[idx];

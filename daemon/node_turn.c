@@ -15,14 +15,16 @@
 #define NODE_DELTA_MIN 512
 
 /* An older basis serves a peer that was sent the newest version a few
- * turns after another peer (its window was full, it was busy). Kept at
- * most this long, and all of them within this many bytes: a peer that is
- * down keeps holding old bases it will not be sent against soon (its
- * catch-up at connect tells what it holds), and must not make the sender
- * keep a second signature of every session. 4 MB is ~8,000 older bases of
- * a 4.8 KB session (a signature is ~12 bytes per 128-byte block). */
+ * turns after another peer (its window was full, it was busy). Only peers
+ * heard from within NODE_OLDER_MS count as holding a basis: a peer that is
+ * down would otherwise make the sender keep a second signature of every
+ * session changed meanwhile (its catch-up at connect tells what it holds).
+ * An older basis is kept at most that long, and all of them within
+ * NODE_OLDER_BYTES, oldest dropped first: 8 MB is ~15,000 older bases of a
+ * 4.8 KB session (a signature is ~12 bytes per 128-byte block), what a
+ * peer 2.5 s behind at 6,000 changes/s needs. */
 #define NODE_OLDER_MS 30000
-#define NODE_OLDER_BYTES (4u << 20)
+#define NODE_OLDER_BYTES (8u << 20)
 
 /* Bytes of files one turn may keep for its peers. A rescan looks at every
  * file in one turn; without a cap the daemon would briefly hold the whole
@@ -86,12 +88,13 @@ int node_turn_read(struct node *n, struct node_ent *e, const uint8_t **ret_data,
         return 0;
 }
 
-/* Does a peer hold the version whose content hash is h (as far as the
- * sender knows: has is set when a frame is queued)? Only such a basis is
- * worth a signature. */
-static bool held(const struct node *n, const struct node_ent *e, uint64_t h) {
+/* Does a connected peer hold the version whose content hash is h (as far
+ * as the sender knows: has is set when a frame is queued)? Only such a
+ * basis is worth a signature. */
+static bool held(const struct node *n, const struct node_ent *e, uint64_t h, uint64_t now) {
         for (size_t i = 0; i < n->n_peers; i++)
-                if (!e->peer[i].full && e->peer[i].has_kind == VER_KIND_FILE && e->peer[i].has.hash == h)
+                if (!e->peer[i].full && e->peer[i].has_kind == VER_KIND_FILE && e->peer[i].has.hash == h &&
+                    now - n->peer[i].live_ms < NODE_OLDER_MS)
                         return true;
         return false;
 }
@@ -117,10 +120,10 @@ static void older_free(struct node *n, struct node_older *o) {
 
 /* sig (owned), the signature of the basis with content hash h, stops being
  * e's newest: keep it as e's older basis if a peer holds it. */
-static void older_keep(struct node *n, struct node_ent *e, struct delta_sig *sig, uint64_t h) {
+static void older_keep(struct node *n, struct node_ent *e, struct delta_sig *sig, uint64_t h, uint64_t now) {
         struct node_older *o;
 
-        if (!sig || !held(n, e, h) || !(o = calloc(1, sizeof(*o)))) {
+        if (!sig || !held(n, e, h, now) || !(o = calloc(1, sizeof(*o)))) {
                 delta_sig_free(sig);
                 return;
         }
@@ -128,7 +131,7 @@ static void older_keep(struct node *n, struct node_ent *e, struct delta_sig *sig
         o->e = e;
         o->sig = sig;
         o->hash = h;
-        o->since_ms = loop_clock_ms();
+        o->since_ms = now;
         o->prev = n->older_tail;
         if (n->older_tail)
                 n->older_tail->next = o;
@@ -192,7 +195,7 @@ void node_end_turn(struct node *n) {
 
         while ((e = node_vec_pop(&n->turn_reads))) {
                 if (e->tdata && e->kind == VER_KIND_FILE && e->tlen >= NODE_DELTA_MIN && e->sig_hash != e->ver.hash &&
-                    held(n, e, e->ver.hash) && sess_hash(e->tdata, e->tlen) == e->ver.hash) {
+                    held(n, e, e->ver.hash, now) && sess_hash(e->tdata, e->tlen) == e->ver.hash) {
                         struct delta_sig *sig = NULL;
 
                         /* The newest basis moves once a frame carrying this
@@ -205,12 +208,12 @@ void node_end_turn(struct node *n) {
                          * gets the whole file: one frame more, never a wrong
                          * file. */
                         if (delta_sig_new(e->tdata, e->tlen, &sig) == 0) {
-                                older_keep(n, e, e->sig, e->sig_hash);
+                                older_keep(n, e, e->sig, e->sig_hash, now);
                                 e->sig = sig;
                                 e->sig_hash = e->ver.hash;
                         }
                 }
-                if (e->older && !held(n, e, e->older->hash))
+                if (e->older && !held(n, e, e->older->hash, now))
                         older_free(n, e->older);   /* the lagging peer has been sent a newer one */
                 free(e->tdata);
                 e->tdata = NULL;

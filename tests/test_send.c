@@ -378,6 +378,37 @@ Test(send, a_peer_sent_a_version_a_turn_late_still_gets_a_delta) {
         free(v3);
 }
 
+/* A peer not heard from for 30 s (down: no frame asked for, no ACK) is not
+ * counted as holding a basis: no older signature is kept for it, so a
+ * peer that is down does not make the sender keep two of every session. */
+Test(send, a_peer_not_heard_from_keeps_no_older_basis) {
+        const size_t len = 8192;
+        uint8_t *v1 = make_content(len, 13), *v2 = malloc(len);
+        struct proto_msg m;
+        struct node_ent *e;
+
+        cr_assert_not_null(v2);
+        write_at("sess_down", v1, len, ago_ns(100, 1));
+        e = check("sess_down");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 1, &m), 1);
+                cr_assert_eq(ack(i, "sess_down", PROTO_ST_OK, PROTO_KIND_FILE, &e->ver), NODE_ACK_DONE);
+        }
+        node_end_turn(node);
+        memcpy(v2, v1, len);
+        memcpy(v2 + 10, "SECOND", 6);
+        write_at("sess_down", v2, len, ago_ns(50, 2));
+        check("sess_down");
+        cr_assert_eq(send_one(0, 2, &m), 1);
+        node->peer[1].live_ms = loop_clock_ms() - 31000;   /* peer c went away 31 s ago */
+        node_end_turn(node);
+        cr_assert_eq(e->sig_hash, e->ver.hash);
+        cr_assert_null(e->older, "peer c is down: its basis is not kept");
+        cr_assert_eq(node->older_bytes, 0);
+        free(v1);
+        free(v2);
+}
+
 /* A BUSY on a delta against the older basis: the peer still holds that
  * older basis, so it is kept and the retry is a delta against it again. */
 Test(send, after_busy_on_an_older_basis_the_retry_is_a_delta_against_it) {
