@@ -59,12 +59,14 @@ all_connected() {
 	done
 }
 n1_idle() { [[ $(status_json 1 | grep -o '"pending": 0,' | wc -l) == 2 ]]; }
-# n1_counters: "frames bytes_sent" summed over n1's peers.
+# n1_counters: "frames bytes_sent" summed over n1's peers, then each
+# peer's bytes_sent.
 n1_counters() {
 	status_json 1 | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(sum(p["sent"] for p in d["peers"]), sum(p["bytes_sent"] for p in d["peers"]))'
+print(sum(p["sent"] for p in d["peers"]), sum(p["bytes_sent"] for p in d["peers"]),
+      *(p["bytes_sent"] for p in d["peers"]))'
 }
 have_all() { (($(nfiles "$1") >= NS)); }
 
@@ -108,7 +110,7 @@ window() {
 	if [[ $sys == sessync ]]; then
 		read -r -a f1 <<<"$(n1_counters)"
 		read -r -a q1 <"/proc/$(daemon_pid 1)/schedstat"
-		extra=" (daemon: $(awk -v f=$((f1[0] - f0[0])) -v n="$writes" 'BEGIN { printf "%.2f", f / n / 2 }') frames, $(awk -v b=$((f1[1] - f0[1])) -v n="$writes" 'BEGIN { printf "%.0f", b / n / 2 }') B payload per update per peer; n1's daemon ran $(((q1[0] - q0[0]) / 1000000)) ms and waited $(((q1[1] - q0[1]) / 1000000)) ms for a CPU)"
+		extra=" (daemon: $(awk -v f=$((f1[0] - f0[0])) -v n="$writes" 'BEGIN { printf "%.2f", f / n / 2 }') frames, $(awk -v b=$((f1[1] - f0[1])) -v n="$writes" 'BEGIN { printf "%.0f", b / n / 2 }') B payload per update per peer ($(awk -v a=$((f1[2] - f0[2])) -v b=$((f1[3] - f0[3])) -v n="$writes" 'BEGIN { printf "%.0f / %.0f", a / n, b / n }') to each); n1's daemon ran $(((q1[0] - q0[0]) / 1000000)) ms and waited $(((q1[1] - q0[1]) / 1000000)) ms for a CPU)"
 	fi
 	printf '   %-8s %6s/%-6s p50 %8s  p99 %8s  max %8s  lost %6s  cpu %s ms  %s B%s\n' "$sys" "$rate" "${v[achieved]:--}" \
 		"${v[p50]:--}" "${v[p99]:--}" "${v[max]:--}" "${v[lost]:--}" "$cpu" "$bytes" "$extra"
@@ -121,6 +123,8 @@ for rate in $RATES; do
 done
 
 # ------------------------------------------------------------ the competitor
+# STEADY_COMP=0: sessync's rows only (a before/after of one change).
+if [[ ${STEADY_COMP:-1} == 0 ]]; then it_finish >/dev/null; exit 0; fi
 for i in 1 2 3; do daemon_stop "$i" >/dev/null; done
 "$GEN" seed "$T/n1/comp" "$NS" || it_abort "seed"
 declare -A ssh_of

@@ -124,7 +124,7 @@ static void ent_free(struct node *n, struct node_ent *e) {
         if (!e)
                 return;
         node_turn_drop(n, e);
-        delta_sig_free(e->sig);
+        node_basis_free(n, e);
         if (e->peer != (struct node_ent_peer *)(e + 1))
                 free(e->peer);   /* a reload moved it (node_peers.c) */
         free(e->name);
@@ -321,9 +321,7 @@ int node_record_tomb(struct node *n, struct node_ent *e, uint8_t kind, const str
         e->size = 0;
         e->from_peer = from_peer;
         e->tomb_ns = loop_realtime_ns();
-        delta_sig_free(e->sig);
-        e->sig = NULL;
-        e->sig_hash = 0;
+        node_basis_free(n, e);
         node_ready_seen(n, e, NODE_NO_PEER);
         return 0;
 }

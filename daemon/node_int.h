@@ -48,6 +48,17 @@ struct node_ent_peer {
         bool wanted;            /* readiness: the peer holds a state that beats ours (node_ready.c) */
         uint8_t busy_tries;     /* consecutive BUSY answers: the retry backs off */
         uint8_t lock_tries;     /* node_send.c: reads in a row that found PHP's lock held */
+        bool via_older;         /* node_send.c: the last DELTA queued was against e->older */
+};
+
+/* node_turn.c: an older delta basis, kept beside the newest while a peer
+ * that lags still holds it (docs/DESIGN.md "The basis"). */
+struct node_older {
+        struct node_ent *e;
+        struct delta_sig *sig;
+        uint64_t hash;                  /* content hash of that basis */
+        uint64_t since_ms;              /* when it stopped being the newest */
+        struct node_older *prev, *next; /* n->older_head..older_tail, oldest first */
 };
 
 struct node_ent {
@@ -69,11 +80,16 @@ struct node_ent {
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
+        bool tdelta_older;      /* node_turn.c: see tdata (here, in what was padding) */
         char tag[SESS_TAG_LEN]; /* what logs call it (sess_tag): never the id */
-        struct delta_sig *sig;  /* signature of the basis for deltas, or NULL */
+        struct delta_sig *sig;  /* signature of the newest basis for deltas, or NULL */
         uint64_t sig_hash;      /* content hash of that basis */
-        uint8_t *tdata;         /* node_turn.c: this turn's read of the file (shared by all peers) */
-        size_t tlen;
+        struct node_older *older; /* node_turn.c: the basis before it, while a peer holds it; or NULL */
+        /* node_turn.c: this turn's read of the file (shared by all peers):
+         * tlen bytes, then tdlen bytes of delta against the newest basis
+         * (tdelta_older, above: against older) made this turn, shared too. */
+        uint8_t *tdata;
+        uint32_t tlen, tdlen;
         uint64_t tturn;
         /* One per configured peer, in conf order: allocated right after
          * the entry, until a reload with other peers gives it its own
@@ -120,6 +136,7 @@ struct node_peer {
         uint64_t new_ms;
         bool new_warned;
         struct node_note note[NODE_NOTE_N];     /* node_recv.c */
+        uint64_t live_ms;               /* node_send.c: last asked for a frame or answered one (connected) */
 };
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };
@@ -151,6 +168,8 @@ struct node {
 
         struct node_vec turn_reads;     /* node_turn.c: entries whose tdata is set */
         size_t turn_bytes;              /* node_turn.c: bytes held in tdata this turn */
+        struct node_older *older_head, *older_tail; /* node_turn.c: older bases, oldest first */
+        size_t older_bytes;             /* node_turn.c: what they hold (capped) */
 
         struct state *state;            /* the state journal, NULL in tests */
         bool durable;                   /* this turn's tombstones are on disk */
@@ -259,6 +278,16 @@ void node_turn_drop(struct node *n, struct node_ent *e);
  * -EPERM/-EMLINK not PHP's own (recorded on e by node_open).
  * *ret_data lives until the turn ends. */
 int node_turn_read(struct node *n, struct node_ent *e, const uint8_t **ret_data, size_t *ret_len);
+/* After node_turn_read succeeded this turn: a delta from the basis whose
+ * content hash is basis (the newest, or the older one) to e's bytes, made
+ * once per turn and basis and shared by every peer. *ret_data (the file's
+ * bytes again: the cache may have moved) and *ret_delta live until the
+ * turn ends or the next call for e. *ret_older: the basis was e->older.
+ * -ENOENT when e keeps no basis with that hash, else delta_make's errors. */
+int node_turn_delta(struct node *n, struct node_ent *e, uint64_t basis, const uint8_t **ret_data,
+                    const uint8_t **ret_delta, size_t *ret_dlen, bool *ret_older);
+/* Free e's bases, the newest and the older (a tombstone, or e is freed). */
+void node_basis_free(struct node *n, struct node_ent *e);
 
 /* node_queue.c */
 void node_mark_dirty(struct node *n, struct node_ent *e, size_t idx);

@@ -1,7 +1,7 @@
 /* The sender (docs/DESIGN.md "Deltas"): the frame for one dirty entry and
  * one peer, and what the peer's ACK means for that entry. Nothing if the
  * peer already holds this version, a TOUCH if it holds the same bytes under
- * another mtime, a DELTA against the kept basis if the peer holds that
+ * another mtime, a DELTA against a kept basis if the peer holds that
  * basis and the delta is smaller, else the whole FILE; a DELETE for a
  * tombstone. Sending only reads: a file that is not at its recorded version
  * any more goes back to change detection (node_check) for the next turn. */
@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "daemon/log.h"
-#include "lib/delta.h"
+#include "daemon/loop.h"
 #include "proto/msg.h"
 
 #define SEND_BUSY_MS 5                  /* locked by PHP, or this turn's read budget spent */
@@ -57,10 +57,9 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
         struct node_ent_peer *ep = &e->peer[idx];
         struct node_stats *st = &n->peer[idx].stats;
         struct proto_msg m = { .seq = seq };
-        const uint8_t *data = NULL;
-        uint8_t *delta = NULL;
+        const uint8_t *data = NULL, *delta = NULL;
         size_t len = 0, dlen = 0, before = wr->len;
-        bool has_file;
+        bool has_file, older = false;
         int r;
 
         if (ver_is_tomb(e->kind))
@@ -107,10 +106,12 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
         m.size = len;
         if (has_file && ep->has.hash == e->ver.hash) {
                 m.type = PROTO_TOUCH;
-        } else if (has_file && e->sig && ep->has.hash == e->sig_hash &&
-                   delta_make(e->sig, data, len, &delta, &dlen) == 0 && dlen + 16 < len) {
+        } else if (has_file && node_turn_delta(n, e, ep->has.hash, &data, &delta, &dlen, &older) == 0 &&
+                   dlen + 16 < len) {
+                /* Against the basis this peer holds: the newest, or the
+                 * older one a lagging peer still has (node_turn.c). */
                 m.type = PROTO_DELTA;
-                m.basis_hash = e->sig_hash;
+                m.basis_hash = ep->has.hash;
                 m.data = delta;
                 m.data_len = dlen;
         } else {
@@ -119,12 +120,12 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
                 m.data_len = len;
         }
         r = proto_msg_encode(wr, &m);
-        free(delta);
         if (r < 0)
                 return r;
         log_debug("session %s: %s to peer \"%s\", %zu bytes for a %zu-byte file", e->tag, proto_type_name(m.type),
                   peer_of(n, idx), wr->len - before, len);
         ep->full = false;
+        ep->via_older = m.type == PROTO_DELTA && older;
         ep->has = e->ver;
         ep->has_kind = VER_KIND_FILE;
         st->bytes_sent += wr->len - before;
@@ -134,6 +135,8 @@ static int send_entry(struct node *n, size_t idx, struct node_ent *e, struct pro
 
 int node_send_next(struct node *n, size_t idx, struct proto_wr *wr, uint32_t seq) {
         struct node_ent *e;
+
+        n->peer[idx].live_ms = loop_clock_ms();   /* only a connected peer is asked (node_turn.c's held) */
 
         while ((e = node_next_dirty(n, idx))) {
                 int r = send_entry(n, idx, e, wr, seq);
@@ -156,6 +159,7 @@ enum node_ack_result node_ack(struct node *n, size_t idx, const struct proto_msg
         struct node_ent *e = node_get(n, m->name);
         struct node_ent_peer *ep;
 
+        n->peer[idx].live_ms = loop_clock_ms();
         if (!e)
                 return NODE_ACK_UNKNOWN;
         ep = &e->peer[idx];
@@ -177,11 +181,18 @@ enum node_ack_result node_ack(struct node *n, size_t idx, const struct proto_msg
                 node_mark_dirty(n, e, idx);
                 return NODE_ACK_DONE;
         case PROTO_ST_BUSY:
-                /* Nothing changed there: it still holds the delta basis, so
-                 * the retry stays a delta (a wrong guess costs one NEED_FULL).
-                 * Back off while a long PHP request holds the lock. */
-                ep->has_kind = e->sig ? VER_KIND_FILE : VER_KIND_NONE;
-                ep->has = (struct proto_ver){ 0, e->sig_hash };
+                /* Nothing changed there: it still holds the delta basis
+                 * (the older one if the frame was a delta against that), so
+                 * the retry stays a delta (a wrong guess costs one
+                 * NEED_FULL). Back off while a long PHP request holds the
+                 * lock. */
+                if (ep->via_older && e->older) {
+                        ep->has_kind = VER_KIND_FILE;
+                        ep->has = (struct proto_ver){ 0, e->older->hash };
+                } else {
+                        ep->has_kind = e->sig ? VER_KIND_FILE : VER_KIND_NONE;
+                        ep->has = (struct proto_ver){ 0, e->sig_hash };
+                }
                 node_delay(n, e, idx, SEND_PEER_BUSY_MS << (ep->busy_tries < 7 ? ep->busy_tries : 7));
                 if (ep->busy_tries < 255)
                         ep->busy_tries++;

@@ -127,16 +127,13 @@ int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t ow
                 r = fd;
                 goto out;
         }
-        if (fstat(fd, &st) < 0) {
-                r = -errno;
-                goto out;
-        }
-        if (!S_ISREG(st.st_mode)) {
-                r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-                goto out;
-        }
+        /* One fstat, under the lock, on the way that matters (every change
+         * is read here): flock works on any open file, so what is no
+         * regular file is told apart after it, or when the lock is held. */
         if (flock(fd, ((flags & SESS_EXCL) ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
                 r = -errno;    /* EWOULDBLOCK: a PHP request holds it */
+                if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+                        r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
                 goto out;
         }
         locked = true;
@@ -144,6 +141,10 @@ int sess_open_owned(int dirfd, const char *name, int flags, size_t max, uid_t ow
          * between open and flock has changed both. */
         if (fstat(fd, &st) < 0) {
                 r = -errno;
+                goto out;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
                 goto out;
         }
         if (st.st_nlink == 0) {

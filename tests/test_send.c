@@ -306,6 +306,186 @@ Test(send, the_basis_moves_only_to_a_version_some_peer_was_sent) {
         free(cur);
 }
 
+/* Both peers hold v1 (the basis); v2 goes to peer b in one turn and to
+ * peer c only in a later one (its window was full). The basis moves to v2
+ * at the first turn's end, and v1 is kept as the older basis because peer
+ * c still holds it: c's v2 is a delta against v1, not the whole file; once
+ * c was sent v2 nobody holds v1 and it is dropped. v3 is then a delta
+ * against v2 for both. */
+Test(send, a_peer_sent_a_version_a_turn_late_still_gets_a_delta) {
+        const size_t len = 8192;
+        uint8_t *v1 = make_content(len, 7), *v2 = malloc(len), *v3 = malloc(len), *out = NULL;
+        size_t out_len = 0;
+        struct proto_ver ver1, ver2;
+        struct proto_msg m;
+        struct node_ent *e;
+
+        cr_assert(v2 && v3);
+        write_at("sess_lag", v1, len, ago_ns(100, 1));
+        e = check("sess_lag");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 1, &m), 1);
+                cr_assert_eq(m.type, PROTO_FILE, "%s", proto_type_name(m.type));
+                cr_assert_eq(ack(i, "sess_lag", PROTO_ST_OK, PROTO_KIND_FILE, &e->ver), NODE_ACK_DONE);
+        }
+        node_end_turn(node);
+        ver1 = e->ver;
+        cr_assert_eq(e->sig_hash, ver1.hash);
+        cr_assert_null(e->older);
+
+        memcpy(v2, v1, len);
+        memcpy(v2 + 3000, "SECOND", 6);
+        write_at("sess_lag", v2, len, ago_ns(50, 2));
+        check("sess_lag");
+        ver2 = e->ver;
+        cr_assert_eq(send_one(0, 2, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+        cr_assert_eq(m.basis_hash, ver1.hash);
+        node_end_turn(node);   /* peer c was not sent v2 this turn */
+        cr_assert_eq(e->sig_hash, ver2.hash, "the newest basis is what peer b was sent");
+        cr_assert_not_null(e->older, "v1 is kept: peer c still holds it");
+        cr_assert_eq(e->older->hash, ver1.hash);
+
+        cr_assert_eq(send_one(1, 2, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "a turn late, still a delta, not %s", proto_type_name(m.type));
+        cr_assert_eq(m.basis_hash, ver1.hash, "against the basis peer c holds");
+        cr_assert_eq(m.ver.hash, ver2.hash);
+        cr_assert_eq(delta_patch(v1, len, m.data, m.data_len, len, &out, &out_len), 0);
+        cr_assert_eq(out_len, len);
+        cr_assert_arr_eq(out, v2, len, "delta_patch(v1, delta) == v2");
+        free(out);
+        out = NULL;
+        node_end_turn(node);
+        cr_assert_null(e->older, "nobody holds v1 any more: its signature is freed");
+        cr_assert_eq(node->older_bytes, 0);
+        cr_assert_null(node->older_head);
+
+        memcpy(v3, v2, len);
+        memcpy(v3 + 6000, "THIRD", 5);
+        write_at("sess_lag", v3, len, ago_ns(20, 3));
+        check("sess_lag");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 3, &m), 1);
+                cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+                cr_assert_eq(m.basis_hash, ver2.hash);
+                cr_assert_eq(delta_patch(v2, len, m.data, m.data_len, len, &out, &out_len), 0);
+                cr_assert_arr_eq(out, v3, len);
+                free(out);
+                out = NULL;
+        }
+        free(v1);
+        free(v2);
+        free(v3);
+}
+
+/* A peer not heard from for 30 s (down: no frame asked for, no ACK) is not
+ * counted as holding a basis: no older signature is kept for it, so a
+ * peer that is down does not make the sender keep two of every session. */
+Test(send, a_peer_not_heard_from_keeps_no_older_basis) {
+        const size_t len = 8192;
+        uint8_t *v1 = make_content(len, 13), *v2 = malloc(len);
+        struct proto_msg m;
+        struct node_ent *e;
+
+        cr_assert_not_null(v2);
+        write_at("sess_down", v1, len, ago_ns(100, 1));
+        e = check("sess_down");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 1, &m), 1);
+                cr_assert_eq(ack(i, "sess_down", PROTO_ST_OK, PROTO_KIND_FILE, &e->ver), NODE_ACK_DONE);
+        }
+        node_end_turn(node);
+        memcpy(v2, v1, len);
+        memcpy(v2 + 10, "SECOND", 6);
+        write_at("sess_down", v2, len, ago_ns(50, 2));
+        check("sess_down");
+        cr_assert_eq(send_one(0, 2, &m), 1);
+        node->peer[1].live_ms = loop_clock_ms() - 31000;   /* peer c went away 31 s ago */
+        node_end_turn(node);
+        cr_assert_eq(e->sig_hash, e->ver.hash);
+        cr_assert_null(e->older, "peer c is down: its basis is not kept");
+        cr_assert_eq(node->older_bytes, 0);
+        free(v1);
+        free(v2);
+}
+
+/* A BUSY on a delta against the older basis: the peer still holds that
+ * older basis, so it is kept and the retry is a delta against it again. */
+Test(send, after_busy_on_an_older_basis_the_retry_is_a_delta_against_it) {
+        const size_t len = 8192;
+        uint8_t *v1 = make_content(len, 9), *v2 = malloc(len);
+        struct proto_ver ver1, none = { 0, 0 };
+        struct proto_msg m;
+        struct node_ent *e;
+
+        cr_assert_not_null(v2);
+        write_at("sess_lagb", v1, len, ago_ns(100, 1));
+        e = check("sess_lagb");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 1, &m), 1);
+                cr_assert_eq(ack(i, "sess_lagb", PROTO_ST_OK, PROTO_KIND_FILE, &e->ver), NODE_ACK_DONE);
+        }
+        node_end_turn(node);
+        ver1 = e->ver;
+        memcpy(v2, v1, len);
+        memcpy(v2 + 10, "SECOND", 6);
+        write_at("sess_lagb", v2, len, ago_ns(50, 2));
+        check("sess_lagb");
+        cr_assert_eq(send_one(0, 2, &m), 1);
+        node_end_turn(node);
+        cr_assert_eq(send_one(1, 2, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+        cr_assert_eq(m.basis_hash, ver1.hash);
+        cr_assert_eq(ack(1, "sess_lagb", PROTO_ST_BUSY, PROTO_KIND_FILE, &none), NODE_ACK_DONE);
+        node_end_turn(node);
+        cr_assert_not_null(e->older, "peer c still holds v1");
+        run_for(60);
+        cr_assert_eq(send_one(1, 3, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+        cr_assert_eq(m.basis_hash, ver1.hash);
+        free(v1);
+        free(v2);
+}
+
+/* Two peers holding the same basis get the same delta, made once in the
+ * turn: the second send finds it in the turn cache. */
+Test(send, one_delta_per_turn_serves_every_peer_on_that_basis) {
+        const size_t len = 8192;
+        uint8_t *v1 = make_content(len, 11), *v2 = malloc(len), *first = malloc(64 << 10);
+        struct proto_msg m;
+        struct node_ent *e;
+        size_t flen;
+
+        cr_assert(v2 && first);
+        write_at("sess_two", v1, len, ago_ns(100, 1));
+        e = check("sess_two");
+        for (size_t i = 0; i < 2; i++) {
+                cr_assert_eq(send_one(i, 1, &m), 1);
+                cr_assert_eq(ack(i, "sess_two", PROTO_ST_OK, PROTO_KIND_FILE, &e->ver), NODE_ACK_DONE);
+        }
+        node_end_turn(node);
+        memcpy(v2, v1, len);
+        memcpy(v2 + 4000, "SECOND", 6);
+        write_at("sess_two", v2, len, ago_ns(50, 2));
+        node_check(node, "sess_two");
+        node_run_checks(node);   /* read in this turn, which goes on */
+        cr_assert_eq(send_one(0, 5, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+        cr_assert_gt(e->tdlen, 0, "the delta is kept for the turn");
+        cr_assert_eq(m.data_len, e->tdlen);
+        flen = wr.len;
+        memcpy(first, wr.buf, flen);
+        cr_assert_eq(send_one(1, 5, &m), 1);
+        cr_assert_eq(m.type, PROTO_DELTA, "%s", proto_type_name(m.type));
+        cr_assert_eq(wr.len, flen);
+        cr_assert_arr_eq(wr.buf, first, flen, "the same frame for both peers");
+        node_end_turn(node);
+        cr_assert_eq(e->tdlen, 0);
+        free(v1);
+        free(v2);
+        free(first);
+}
+
 Test(send, a_small_file_changed_goes_whole_never_as_a_delta) {
         const size_t len = 511;   /* just under the 512-byte delta floor */
         uint8_t *old = make_content(len, 5), *cur = malloc(len);

@@ -311,6 +311,21 @@ Test(sess, open_directory) {
         cr_assert(S_ISDIR(stat_of("sess_dir").st_mode));
 }
 
+/* The type is looked at after flock (one fstat per read): a directory
+ * someone holds locked is still a directory, not a busy session. */
+Test(sess, open_locked_directory_is_no_busy_session) {
+        struct sess_file f = SESS_FILE_INIT;
+        int lfd;
+
+        cr_assert_eq(mkdirat(dfd, "sess_ldir", 0700), 0);
+        lfd = openat(dfd, "sess_ldir", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        cr_assert_geq(lfd, 0);
+        cr_assert_eq(flock(lfd, LOCK_EX), 0);
+        cr_assert_eq(sess_open(dfd, "sess_ldir", SESS_SHARED, T_MAX, &f), -EISDIR);
+        cr_assert_eq(f.fd, -1);
+        close(lfd);
+}
+
 static void on_alarm(int sig) {
         (void)sig;
 }
