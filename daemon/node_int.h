@@ -223,11 +223,6 @@ void node_forget(struct node *n, struct node_ent *e);
 bool node_unseen_covered(const struct node *n, const struct proto_ver *v);
 /* Does the watermark already cover everything tombstone (kind, v) beats? */
 bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct proto_ver *v);
-/* Does tombstone (kind, v) cover versions past our clock plus
- * clock_skew_warn? Such a tombstone for a name never seen is answered RETRY
- * until our clock nears it: forgotten, it would lift the watermark over
- * every new session. */
-bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v);
 /* Take one from peer idx's budget of tombstones for names never seen;
  * false (counted, logged once) when it is spent. */
 bool node_new_name_allowed(struct node *n, size_t idx);

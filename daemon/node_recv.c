@@ -303,13 +303,6 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
                 ack_state(ack, PROTO_ST_OK, m->kind, &m->ver);
                 return;
         }
-        if (node_unseen_ahead(n, m->kind, &m->ver)) {
-                /* A peer's clock ahead, or a key lifting the watermark over
-                 * every new session: taken once our clock passes it. */
-                n->peer[idx].stats.refused_new++;
-                ack_refuse(ack, PROTO_ST_RETRY);
-                return;
-        }
         if (!node_new_name_allowed(n, idx)) {
                 ack_refuse(ack, PROTO_ST_RETRY);
                 return;
@@ -327,7 +320,7 @@ static void apply_unseen_delete(struct node *n, size_t idx, const struct proto_m
 static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, struct node_ent *e,
                          struct proto_msg *ack) {
         struct sess_file f = SESS_FILE_INIT;
-        bool made, ahead;
+        bool made;
         int r;
 
         r = node_open(n, e, SESS_EXCL, SIZE_MAX, &f);
@@ -351,11 +344,6 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
                         return;
                 }
                 if (ver_tomb_stronger(m->kind, &m->ver, e->kind, &e->ver)) {
-                        if (e->unseen_at && node_unseen_ahead(n, m->kind, &m->ver)) {
-                                n->peer[idx].stats.refused_new++;   /* as for a new one: not past our clock */
-                                ack_refuse(ack, PROTO_ST_RETRY);
-                                return;
-                        }
                         if ((r = node_record_tomb(n, e, m->kind | (e->unseen_at ? STATE_UNSEEN : 0), &m->ver,
                                                   true)) < 0) {
                                 write_failed(n, idx, m, ack, r);
@@ -378,12 +366,9 @@ static void apply_delete(struct node *n, size_t idx, const struct proto_msg *m, 
         /* Only a peer ever wrote it here: its tombstone is a name never
          * seen's, bounded the same way (docs/DESIGN.md "Names never seen"). */
         made = e->peer_made;
-        ahead = made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && node_unseen_ahead(n, m->kind, &m->ver);
-        if (ahead)
-                n->peer[idx].stats.refused_new++;
-        if (ahead || (made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && !node_new_name_allowed(n, idx))) {
-                /* Its tombstone cannot be kept now (past the budget, or
-                 * ahead of our clock), but the logout holds here at once:
+        if (made && !node_unseen_tomb_covered(n, m->kind, &m->ver) && !node_new_name_allowed(n, idx)) {
+                /* Its tombstone cannot be kept now (past the budget), but
+                 * the logout holds here at once:
                  * the file goes, nothing is kept, and RETRY makes the peer
                  * send the DELETE again, kept then as a name never seen's. */
                 r = sess_unlink(n->dirfd, m->name, &f);

@@ -45,12 +45,6 @@ bool node_unseen_tomb_covered(const struct node *n, uint8_t kind, const struct p
         return !ver_tomb_cover(kind, v, &c) || node_unseen_covered(n, &c);
 }
 
-bool node_unseen_ahead(const struct node *n, uint8_t kind, const struct proto_ver *v) {
-        struct proto_ver c;
-
-        return ver_tomb_cover(kind, v, &c) && c.mtime_ns > loop_realtime_ns() + n->conf->clock_skew_warn_ms * 1000000ull;
-}
-
 bool node_new_name_allowed(struct node *n, size_t idx) {
         struct node_peer *np = &n->peer[idx];
         uint64_t now = loop_clock_ms();
@@ -133,8 +127,22 @@ int node_unseen_add(struct node *n, struct node_ent *e) {
         while (n->n_unseen > n->unseen_max && (old = node_unseen_heap_min(n)) != e) {
                 struct proto_ver c;
 
-                if (ver_tomb_cover(old->kind, &old->ver, &c))
+                if (ver_tomb_cover(old->kind, &old->ver, &c)) {
+                        /* Never up to our clock (at most now minus
+                         * clock_skew_warn): a key stamping DELETEs ahead
+                         * cannot hold back every new session with it, even
+                         * by flooding on. What a forgotten one beat above
+                         * that (versions of the last seconds, a node ahead's
+                         * own) is then unguarded: only past the bound, that
+                         * is under a flood by a key that can write any
+                         * session anyway. */
+                        uint64_t now = loop_realtime_ns(), skew = n->conf->clock_skew_warn_ms * 1000000ull;
+                        uint64_t cap = now > skew ? now - skew : 0;
+
+                        if (c.mtime_ns > cap)
+                                c = (struct proto_ver){ .mtime_ns = cap, .hash = UINT64_MAX };
                         node_unseen_raise(n, &c);
+                }
                 n->unseen_forgotten_total++;
                 node_forget(n, old);   /* out of the heap (node_set_kind) */
         }
