@@ -77,7 +77,10 @@ static void fs_turn(struct daemon *d) {
                 if (peer_state(p) == PEER_READY)
                         st->was_ready = true;
                 if (peer_failed(p) && !st->retry_at_ms && st->tries < FULLSYNC_TRIES &&
-                    (st->was_ready || strstr(peer_last_error(p), "retry")))
+                    (st->was_ready || strstr(peer_last_error(p), "retry") ||
+                     /* replaced by our own daemon's reconnect to that peer
+                      * (one connection per peer there): not the peer's no */
+                     strstr(peer_last_error(p), "closed the connection")))
                         st->retry_at_ms = now + FULLSYNC_RETRY_MS;
                 if (st->retry_at_ms && now >= st->retry_at_ms) {
                         log_info("peer \"%s\": %s; trying again", d->conf->peers[i].name, peer_last_error(p));

@@ -125,10 +125,12 @@ static bool self_made(const struct node *n, const char *name) {
         return false;
 }
 
-/* An event named a file this table never recorded, and it is gone: PHP
- * made it and removed it between two looks (session_start() of an id this
- * node lacks creates it, locked; session_destroy() unlinks it before the
- * lock lets us read it). That is a logout made here now: without a
+/* A check found a file this table never recorded locked, and now it is
+ * gone: PHP made it and removed it between two looks (session_start() of
+ * an id this node lacks creates it, locked; session_destroy() unlinks it
+ * before the lock lets us read it). Only a lock seen proves it was PHP's
+ * (the receiver never holds one across a turn, and a name it created and
+ * removed itself is never seen locked). That is a logout made here now: without a
  * tombstone, a peer that holds an older copy (its daemon died before
  * pushing it, say) brings it back. Stamped as a destroy of a file written
  * just now, so it beats every version older than now (docs/DESIGN.md
@@ -220,7 +222,7 @@ static int look(struct node *n, struct node_ent *e) {
         r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 readable(n, e, true);
-                if (r == -ENOENT && e->kind == VER_KIND_NONE && !was_skipped)
+                if (r == -ENOENT && e->kind == VER_KIND_NONE && !was_skipped && e->seen_locked)
                         unrecorded_delete(n, e);   /* (a skipped file was never PHP's: no logout) */
                 else
                         node_saw(n, e, NULL);
@@ -292,6 +294,7 @@ void node_run_checks(struct node *n) {
                         continue;   /* read this turn already */
                 r = look(n, e);
                 if (r == -EWOULDBLOCK) {
+                        e->seen_locked = true;   /* a PHP request holds it: it exists, and is PHP's */
                         if (n->turn == 1)
                                 e->start_busy = true;   /* PHP is on it: what it finds still dates from the start */
                         n->lock_retries_total++;

@@ -80,6 +80,7 @@ struct node_ent {
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
+        bool seen_locked;       /* node_check.c: a check found the file locked (PHP's, so it existed) */
         bool tdelta_older;      /* node_turn.c: see tdata (here, in what was padding) */
         char tag[SESS_TAG_LEN]; /* what logs call it (sess_tag): never the id */
         struct delta_sig *sig;  /* signature of the newest basis for deltas, or NULL */

@@ -2,10 +2,9 @@
 # A logout of a session this node never recorded stays a logout
 # (docs/DESIGN.md "Destroy and expiry"). alice writes on n1 while n1's
 # daemon is dead (so n2 never gets that write), then logs out on n2, where
-# PHP creates the file (session_start() of an id n2 lacks) and unlinks it
-# (session_destroy()) while n2's daemon is busy: both inotify events are
-# handled in one later turn, when the file is already gone. Found by the
-# chaos test. Before, n2 kept no tombstone, and when n1's daemon came back
+# PHP creates the file (session_start() of an id n2 lacks), holds its lock
+# for the request and unlinks it (session_destroy()): n2's daemon finds it
+# locked, then gone, never readable. Found by the chaos test. Before, n2 kept no tombstone, and when n1's daemon came back
 # its copy brought the session back on both nodes. And the receiver's own
 # create-and-remove of a refused apply is not taken for a logout.
 set -u -o pipefail
@@ -24,9 +23,14 @@ wait_until "$WAIT" peer_connected 1 n2 || it_abort "n1 -> n2 not connected"
 daemon_kill9 1
 php_session 1 lostlogout1 '$_SESSION["u"] = "alice";' || it_abort "write on n1"
 ok "alice's session written on n1 while n1's daemon is dead"
-kill -STOP "$(daemon_pid 2)"
-php_destroy 2 lostlogout1 || it_abort "logout on n2"
-kill -CONT "$(daemon_pid 2)"
+# The logout request on n2: session_start() creates the file and holds its
+# lock for the request (n2's daemon finds it locked), session_destroy()
+# unlinks it before the lock ever lets the daemon read it.
+_it_php 2 -r '
+	session_id($argv[1]);
+	if (!session_start()) exit(1);
+	usleep(400000);
+	if (!session_destroy()) exit(1);' -- lostlogout1 || it_abort "logout on n2"
 check "logged out on n2 (PHP created the file empty and unlinked it)" gone_on lostlogout1 2
 recorded() { [[ $(journal_kind 2 lostlogout1) == 1 ]]; }
 wait_until "$WAIT" recorded
