@@ -109,42 +109,6 @@ static void local_delete(struct node *n, struct node_ent *e) {
         node_mark_all(n, e);
 }
 
-void node_self_made(struct node *n, const char *name) {
-        unsigned i = n->self_made_next++ % NODE_SELF_MADE;
-
-        n->self_made[i] = sess_hash(name, strlen(name));
-        n->self_made_ms[i] = loop_clock_ms() + NODE_SELF_MADE_MS;
-}
-
-static bool self_made(const struct node *n, const char *name) {
-        uint64_t h = sess_hash(name, strlen(name)), now = loop_clock_ms();
-
-        for (unsigned i = 0; i < NODE_SELF_MADE; i++)
-                if (n->self_made_ms[i] > now && n->self_made[i] == h)
-                        return true;
-        return false;
-}
-
-/* A check found a file this table never recorded locked, and now it is
- * gone: PHP made it and removed it between two looks (session_start() of
- * an id this node lacks creates it, locked; session_destroy() unlinks it
- * before the lock lets us read it). Only a lock seen proves it was PHP's
- * (the receiver never holds one across a turn, and a name it created and
- * removed itself is never seen locked). That is a logout made here now: without a
- * tombstone, a peer that holds an older copy (its daemon died before
- * pushing it, say) brings it back. Stamped as a destroy of a file written
- * just now, so it beats every version older than now (docs/DESIGN.md
- * "Destroy and expiry"). The receiver's own create-and-remove of a failed
- * apply is told apart by node_self_made. */
-static void unrecorded_delete(struct node *n, struct node_ent *e) {
-        struct proto_ver now = { .mtime_ns = loop_realtime_ns() };
-
-        if (self_made(n, e->name))
-                return;
-        e->ver = now;
-        local_delete(n, e);
-}
-
 /* The first turn checks what the start-up scan found: a change then was
  * made by PHP while no daemon ran (killed, or restarted with the web server
  * up). Readiness tells the load balancer to keep that node's own users. */
@@ -215,17 +179,12 @@ static void unreadable(struct node *n, struct node_ent *e, int r) {
 /* Read e under LOCK_SH and reconcile the entry with the disk. */
 static int look(struct node *n, struct node_ent *e) {
         struct sess_file f = SESS_FILE_INIT;
-        bool was_skipped;
         int r;
 
-        was_skipped = e->skip;   /* node_open clears it when the file is gone */
         r = node_open(n, e, SESS_SHARED, n->conf->max_file_size, &f);
         if (r == -ENOENT || r == -ELOOP || r == -EISDIR || r == -EINVAL) {
                 readable(n, e, true);
-                if (r == -ENOENT && e->kind == VER_KIND_NONE && !was_skipped && e->seen_locked)
-                        unrecorded_delete(n, e);   /* (a skipped file was never PHP's: no logout) */
-                else
-                        node_saw(n, e, NULL);
+                node_saw(n, e, NULL);
                 e->start_busy = false;
                 return -ENOENT;
         }
@@ -294,7 +253,6 @@ void node_run_checks(struct node *n) {
                         continue;   /* read this turn already */
                 r = look(n, e);
                 if (r == -EWOULDBLOCK) {
-                        e->seen_locked = true;   /* a PHP request holds it: it exists, and is PHP's */
                         if (n->turn == 1)
                                 e->start_busy = true;   /* PHP is on it: what it finds still dates from the start */
                         n->lock_retries_total++;

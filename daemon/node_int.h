@@ -80,7 +80,6 @@ struct node_ent {
         bool suspect;           /* the journal says an apply was cut short here */
         uint8_t skip;           /* NODE_SKIP_*: why the file on disk is not replicated */
         bool start_busy;        /* locked at the first turn's check: still counts as found at start */
-        bool seen_locked;       /* node_check.c: a check found the file locked (PHP's, so it existed) */
         bool tdelta_older;      /* node_turn.c: see tdata (here, in what was padding) */
         char tag[SESS_TAG_LEN]; /* what logs call it (sess_tag): never the id */
         struct delta_sig *sig;  /* signature of the newest basis for deltas, or NULL */
@@ -142,9 +141,6 @@ struct node_peer {
 
 enum { NODE_CU_WAITING, NODE_CU_RECEIVING, NODE_CU_DONE, NODE_CU_EXCLUDED };
 
-#define NODE_SELF_MADE 64        /* the receiver's own creations remembered, */
-#define NODE_SELF_MADE_MS 5000   /* for this long */
-
 struct node {
         const struct conf *conf;
         struct loop *loop;
@@ -155,11 +151,6 @@ struct node {
 
         struct node_vec checks;         /* node_check.c: names to look at this turn */
         struct node_vec busy;           /* node_check.c: locked or unreadable, look again at each one's due_ms */
-        /* node_check.c: names the receiver may just have created and removed
-         * again itself (a refused or failed apply): a hash each, with when. */
-        uint64_t self_made[NODE_SELF_MADE];
-        uint64_t self_made_ms[NODE_SELF_MADE];
-        unsigned self_made_next;
         struct loop_timer *busy_timer;  /* node_check.c */
         bool rescan;                    /* inotify overflowed: scan the directory */
 
@@ -295,9 +286,6 @@ void node_delay(struct node *n, struct node_ent *e, size_t idx, uint64_t ms);
 struct node_ent *node_next_dirty(struct node *n, size_t idx);
 
 /* node_check.c */
-/* The receiver is about to create name's file, which it removes again if
- * the apply fails: inotify's events for that are not PHP's. */
-void node_self_made(struct node *n, const char *name);
 /* The disk holds f (NULL: no file). Where the table differs, that is a
  * change made here that no check has looked at yet (PHP wrote or unlinked
  * it): record it and queue it for every peer, exactly as a check would. The

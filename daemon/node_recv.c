@@ -193,7 +193,6 @@ static void apply_write(struct node *n, size_t idx, const struct proto_msg *m, s
                         ack_refuse(ack, PROTO_ST_RETRY);
                         return;
                 }
-                node_self_made(n, m->name);   /* removed again if the apply fails: not a logout */
                 r = node_open(n, e, SESS_EXCL | SESS_CREATE, n->conf->max_file_size, &f);
         }
         if (r == -EWOULDBLOCK) {

@@ -8,10 +8,7 @@
 
 #include "daemon/loop.h"
 
-/* IN_CREATE: a check then finds PHP's new file locked by the request that
- * made it, so a logout in that same request (unlinked before the lock
- * lets us read it) is still known to have been PHP's (node_check.c). */
-#define WATCH_MASK (IN_CREATE | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
                     IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
 struct watch {
