@@ -237,9 +237,10 @@ gone_on() {
 # ---------------------------------------------------------------- state journal
 
 # journal_kind I SID: kind (0 file, 1 destroy, 2 expire) of the last record
-# for sess_SID in node I's state journal; empty if there is none.
+# for sess_SID in node I's state journal; empty if there is none. The mark
+# of a tombstone for a name never seen (+16, lib/state.h) is left out.
 journal_kind() {
-	awk -v n="sess_$2" '$1 == "T" && $6 == n { k = $2 } $1 == "D" && $2 == n { k = "" } END { print k }' \
+	awk -v n="sess_$2" '$1 == "T" && $6 == n { k = $2 % 16 } $1 == "D" && $2 == n { k = "" } END { print k }' \
 		"$(node_state "$1")/journal" 2>/dev/null
 }
 
